@@ -1,0 +1,131 @@
+"""Azure SDK clients, built once per process from the settings and reused (they are thread-safe).
+
+The SDK packages are imported here, inside the methods, so that importing the function app (which the
+host does at every cold start) does not pay for them until a function actually runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in _LOOPBACK or host.startswith("127.")
+
+
+class Clients:
+    """One credential and one client per service endpoint, created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    @cached_property
+    def credential(self) -> TokenCredential:
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential(
+            authority=self.settings.cloud.authority_host,
+            managed_identity_client_id=self.settings.client_id,
+            exclude_interactive_browser_credential=True,
+        )
+
+    def _cached(self, kind: str, key: str, build: Any) -> Any:
+        with self._lock:
+            if (kind, key) not in self._cache:
+                self._cache[(kind, key)] = build()
+            return self._cache[(kind, key)]
+
+    def cosmos_management(self, subscription_id: str) -> Any:
+        """A CosmosDBManagementClient for the subscription, aimed at the cloud's Resource Manager."""
+
+        def build() -> Any:
+            from azure.mgmt.cosmosdb import CosmosDBManagementClient
+
+            endpoint = self.settings.arm_endpoint
+            return CosmosDBManagementClient(
+                self.credential,
+                subscription_id,
+                base_url=endpoint,
+                credential_scopes=[self.settings.cloud.arm_scope(endpoint)],
+            )
+
+        return self._cached("arm", subscription_id, build)
+
+    def secrets(self, vault_uri: str) -> Any:
+        def build() -> Any:
+            from azure.keyvault.secrets import SecretClient
+
+            # Key Vault checks that the vault host ends with the challenge's resource domain; a loopback
+            # vault (the local emulator) cannot, so the check is relaxed for loopback hosts only.
+            return SecretClient(vault_uri, self.credential, verify_challenge_resource=not is_loopback(vault_uri))
+
+        return self._cached("vault", vault_uri, build)
+
+    def _storage_kwargs(self, service: str) -> tuple[str | None, dict[str, Any]]:
+        storage = self.settings.require_storage()
+        if storage.connection_string:
+            return storage.connection_string, {}
+        return None, {
+            "account_url": storage.service_uri(service, self.settings.cloud.storage_suffix),
+            "credential": self._storage_credential(),
+        }
+
+    def _storage_credential(self) -> TokenCredential:
+        storage = self.settings.require_storage()
+        if storage.client_id and storage.client_id != self.settings.client_id:
+            from azure.identity import ManagedIdentityCredential
+
+            return self._cached("storage-credential", storage.client_id,
+                                lambda: ManagedIdentityCredential(client_id=storage.client_id))
+        return self.credential
+
+    def blob_service(self) -> Any:
+        def build() -> Any:
+            from azure.storage.blob import BlobServiceClient
+
+            connection, kwargs = self._storage_kwargs("blob")
+            if connection:
+                return BlobServiceClient.from_connection_string(connection)
+            return BlobServiceClient(**kwargs)
+
+        return self._cached("storage", "blob", build)
+
+    def table_service(self) -> Any:
+        def build() -> Any:
+            from azure.data.tables import TableServiceClient
+
+            connection, kwargs = self._storage_kwargs("table")
+            if connection:
+                return TableServiceClient.from_connection_string(connection)
+            return TableServiceClient(endpoint=kwargs["account_url"], credential=kwargs["credential"])
+
+        return self._cached("storage", "table", build)
+
+    def queue(self, name: str) -> Any:
+        def build() -> Any:
+            from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+            # The Functions host reads and writes queue messages as base64 text by default.
+            codecs = {
+                "message_encode_policy": TextBase64EncodePolicy(),
+                "message_decode_policy": TextBase64DecodePolicy(),
+            }
+            connection, kwargs = self._storage_kwargs("queue")
+            if connection:
+                return QueueClient.from_connection_string(connection, name, **codecs)
+            return QueueClient(kwargs["account_url"], name, credential=kwargs["credential"], **codecs)
+
+        return self._cached("queue", name, build)

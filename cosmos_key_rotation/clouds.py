@@ -1,0 +1,43 @@
+"""The Azure clouds the product runs in, and the endpoints each one uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cloud:
+    name: str
+    resource_manager: str
+    authority_host: str
+    storage_suffix: str
+
+    def arm_scope(self, arm_endpoint: str | None = None) -> str:
+        """The token scope for Resource Manager: its audience is the endpoint itself."""
+        return _audience(arm_endpoint or self.resource_manager) + "/.default"
+
+
+def _audience(endpoint: str) -> str:
+    return endpoint.rstrip("/")
+
+
+CLOUDS: dict[str, Cloud] = {
+    "AzureCloud": Cloud(
+        name="AzureCloud",
+        resource_manager="https://management.azure.com/",
+        authority_host="login.microsoftonline.com",
+        storage_suffix="core.windows.net",
+    ),
+    "AzureChinaCloud": Cloud(
+        name="AzureChinaCloud",
+        resource_manager="https://management.chinacloudapi.cn/",
+        authority_host="login.chinacloudapi.cn",
+        storage_suffix="core.chinacloudapi.cn",
+    ),
+    "AzureUSGovernment": Cloud(
+        name="AzureUSGovernment",
+        resource_manager="https://management.usgovcloudapi.net/",
+        authority_host="login.microsoftonline.us",
+        storage_suffix="core.usgovcloudapi.net",
+    ),
+}

@@ -1,0 +1,59 @@
+"""Names shared by the code, the function bindings and the Bicep: one place, so they cannot drift."""
+
+QUEUE_NAME = "key-rotation-requests"
+POISON_QUEUE_NAME = "key-rotation-requests-poison"
+TABLE_NAME = "keyrotations"
+LEASE_CONTAINER = "key-rotation-leases"
+STORAGE_CONNECTION = "AzureWebJobsStorage"
+
+# Every app setting the product reads (PRODUCT.md §4).
+PRODUCT_SETTINGS = (
+    "ROTATION_SCHEDULE",
+    "COSMOS_SUBSCRIPTION_ID",
+    "COSMOS_RESOURCE_GROUP",
+    "COSMOS_ACCOUNT_NAME",
+    "KEY_VAULT_URI",
+    "SECRET_NAME",
+    "READONLY_SECRET_NAME",
+    "KEY_STRATEGY",
+    "ROTATION_TARGETS",
+    "AZURE_CLOUD",
+    "ARM_ENDPOINT",
+    "AZURE_CLIENT_ID",
+    "SECRET_VALIDITY_DAYS",
+    "MIN_ROTATION_INTERVAL_MINUTES",
+    "MAX_KEY_AGE_DAYS",
+    "VERIFY_NEW_KEY",
+    "VERIFY_TIMEOUT_SECONDS",
+)
+
+# Settings the Functions host reads, not the product code; the Bicep sets them too.
+HOST_SETTINGS = (
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+)
+
+# The Resource Manager actions the code performs on a Cosmos DB account (accounts.py).
+ARM_ACTIONS = (
+    "Microsoft.DocumentDB/databaseAccounts/read",
+    "Microsoft.DocumentDB/databaseAccounts/listKeys/action",
+    "Microsoft.DocumentDB/databaseAccounts/regenerateKey/action",
+)
+
+# Every event the product logs (PRODUCT.md §5).
+EVENT_NAMES = (
+    "RotationScheduled",
+    "RotationRequested",
+    "RotationStarted",
+    "KeyRegenerated",
+    "KeyVerified",
+    "SecretPublished",
+    "RotationSucceeded",
+    "RotationSkipped",
+    "RotationFailed",
+    "RotationAbandoned",
+)

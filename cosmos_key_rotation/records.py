@@ -1,0 +1,91 @@
+"""Rotation records in Table storage (table `keyrotations`), read by the HTTP status routes and the CLI.
+
+Two kinds of row: one per rotation (PartitionKey `rotation`, RowKey the rotation id), and one per target
+(PartitionKey `target`, RowKey the target name) that keeps its latest rotation, for `GET /api/targets`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import from_sdk
+from .names import TABLE_NAME
+
+STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
+FINAL_STATUSES = ("succeeded", "failed", "skipped")
+
+# The fields a rotation record may hold, in the order the HTTP API shows them.
+FIELDS = (
+    "id", "target", "status", "trigger", "requestedKeyKind", "force", "keyKind", "previousKeyKind",
+    "secretName", "secretVersion", "readonlyKeyKind", "readonlySecretVersion", "reason", "errorCode",
+    "errorMessage", "attempt", "requestedAt", "startedAt", "finishedAt", "durationMs",
+)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Records:
+    def __init__(self, table_service: Any) -> None:
+        self._service = table_service
+        self._table = table_service.get_table_client(TABLE_NAME)
+        self._ready = False
+
+    def _client(self) -> Any:
+        if not self._ready:
+            try:
+                self._service.create_table_if_not_exists(TABLE_NAME)
+            except Exception as exc:
+                raise from_sdk(exc, "Storage", f"create table {TABLE_NAME}") from None
+            self._ready = True
+        return self._table
+
+    def save(self, rotation_id: str, **fields: Any) -> None:
+        """Create or update a rotation record; fields given as None are left as they were."""
+        unknown = set(fields) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"unknown record field(s): {', '.join(sorted(unknown))}")
+        entity = {"PartitionKey": "rotation", "RowKey": rotation_id, "id": rotation_id}
+        entity.update({k: v for k, v in fields.items() if v is not None})
+        self._upsert(entity)
+        if fields.get("status") in FINAL_STATUSES and fields.get("target"):
+            self._save_latest(rotation_id, fields)
+
+    def _save_latest(self, rotation_id: str, fields: dict[str, Any]) -> None:
+        latest = {
+            "PartitionKey": "target",
+            "RowKey": fields["target"],
+            "lastRotationId": rotation_id,
+            "lastStatus": fields["status"],
+            "lastFinishedAt": fields.get("finishedAt") or now(),
+        }
+        if fields["status"] == "succeeded":
+            latest["lastSucceededAt"] = latest["lastFinishedAt"]
+        self._upsert(latest)
+
+    def _upsert(self, entity: dict[str, Any]) -> None:
+        from azure.data.tables import UpdateMode
+
+        try:
+            self._client().upsert_entity(entity, mode=UpdateMode.MERGE)
+        except Exception as exc:
+            raise from_sdk(exc, "Storage", f"write a record to table {TABLE_NAME}") from None
+
+    def get(self, rotation_id: str) -> dict[str, Any] | None:
+        return self._read("rotation", rotation_id, FIELDS)
+
+    def latest(self, target: str) -> dict[str, Any] | None:
+        return self._read("target", target, ("lastRotationId", "lastStatus", "lastFinishedAt", "lastSucceededAt"))
+
+    def _read(self, partition: str, row: str, fields: tuple[str, ...]) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self._client().get_entity(partition, row)
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:
+            raise from_sdk(exc, "Storage", f"read table {TABLE_NAME}") from None
+        return {name: entity[name] for name in fields if name in entity}

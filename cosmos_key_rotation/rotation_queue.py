@@ -1,0 +1,89 @@
+"""Rotation requests on the queue `key-rotation-requests`: what the timer and HTTP route enqueue and
+the worker takes. The message is JSON naming the rotation record it belongs to."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from .errors import from_sdk
+from .names import QUEUE_NAME
+from .rotation import RotationRequest
+
+
+class BadMessage(ValueError):
+    """A queue message that is not a rotation request; retrying it cannot help."""
+
+
+def to_message(request: RotationRequest) -> str:
+    return json.dumps({
+        "id": request.id,
+        "target": request.target,
+        "trigger": request.trigger,
+        "keyKind": request.key_kind,
+        "force": request.force,
+    })
+
+
+def from_message(body: str, attempt: int) -> RotationRequest:
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise BadMessage(f"message is not JSON: {exc.msg}") from None
+    if not isinstance(document, dict):
+        raise BadMessage("message is not a JSON object")
+    for name in ("id", "target", "trigger"):
+        if not isinstance(document.get(name), str) or not document[name]:
+            raise BadMessage(f"message has no {name!r}")
+    key_kind = document.get("keyKind")
+    if key_kind is not None and not isinstance(key_kind, str):
+        raise BadMessage("message 'keyKind' is not a string")
+    return RotationRequest(
+        id=document["id"],
+        target=document["target"],
+        trigger=document["trigger"],
+        key_kind=key_kind,
+        force=document.get("force") is True,
+        attempt=attempt,
+        retryable=True,
+    )
+
+
+class RotationQueue:
+    def __init__(self, queue_client: Any) -> None:
+        self._queue = queue_client
+        self._ready = False
+
+    def send(self, request: RotationRequest) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            if not self._ready:
+                with contextlib.suppress(ResourceExistsError):
+                    self._queue.create_queue()
+                self._ready = True
+            self._queue.send_message(to_message(request))
+        except Exception as exc:
+            raise from_sdk(exc, "Storage", f"enqueue a rotation of {request.target} on {QUEUE_NAME}") from None
+
+
+def enqueue(records: Any, queue: RotationQueue, request: RotationRequest, event: str, target: Any) -> None:
+    """Record a rotation as queued, then put it on the queue. The record comes first so that the
+    status route can answer for the id as soon as the caller has it."""
+    from .events import emit
+    from .records import now
+
+    records.save(request.id, status="queued", target=request.target, trigger=request.trigger,
+                 requestedKeyKind=request.key_kind, force=request.force, requestedAt=now(),
+                 secretName=target.secret_name)
+    try:
+        queue.send(request)
+    except Exception as exc:
+        error = from_sdk(exc, "Storage", f"enqueue a rotation of {request.target}")
+        records.save(request.id, status="failed", target=request.target, errorCode=error.code,
+                     errorMessage=error.message, finishedAt=now())
+        raise error from None
+    emit(event, f"{event} {request.target}", rotationId=request.id, trigger=request.trigger,
+         target=request.target, subscriptionId=target.subscription_id, resourceGroup=target.resource_group,
+         account=target.account, secretName=target.secret_name, keyKind=request.key_kind)

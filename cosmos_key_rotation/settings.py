@@ -1,0 +1,342 @@
+"""App settings (PRODUCT.md §4): read once, validated once, with errors that name the setting."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .clouds import CLOUDS, Cloud
+
+STRATEGIES = ("alternate", "primary", "secondary")
+DEFAULT_SCHEDULE = "0 0 3 1,15 * *"
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]{1,42}[a-z0-9]$")
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
+_SECRET = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/-]+$")
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+class SettingsError(ValueError):
+    """One or more settings are missing or wrong; the message names each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Cosmos DB account and the Key Vault secret(s) holding its connection string."""
+
+    name: str
+    subscription_id: str
+    resource_group: str
+    account: str
+    key_vault_uri: str
+    secret_name: str
+    readonly_secret_name: str | None = None
+    strategy: str = "alternate"
+
+    @property
+    def account_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.DocumentDB/databaseAccounts/{self.account}"
+        )
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The function app's storage account (AzureWebJobsStorage): a connection string or an identity."""
+
+    connection_string: str | None = None
+    account_name: str | None = None
+    client_id: str | None = None
+
+    def service_uri(self, service: str, storage_suffix: str) -> str:
+        """The endpoint of `blob`, `queue` or `table` for identity-based access, in the app's cloud."""
+        return f"https://{self.account_name}.{service}.{storage_suffix}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    targets: tuple[Target, ...]
+    schedule: str = DEFAULT_SCHEDULE
+    cloud: Cloud = CLOUDS["AzureCloud"]
+    arm_endpoint: str = CLOUDS["AzureCloud"].resource_manager
+    client_id: str | None = None
+    secret_validity_days: int = 60
+    min_rotation_interval_minutes: int = 60
+    max_key_age_days: int = 60
+    verify_new_key: bool = True
+    verify_timeout_seconds: int = 600
+    storage: StorageSettings | None = None
+
+    @property
+    def targets_by_name(self) -> dict[str, Target]:
+        return {target.name: target for target in self.targets}
+
+    def target(self, name: str) -> Target:
+        """The target named `name`; KeyError if there is none."""
+        return self.targets_by_name[name]
+
+    def require_storage(self) -> StorageSettings:
+        if self.storage is None:
+            raise SettingsError(
+                ["AzureWebJobsStorage is not set: give a connection string, or "
+                 "AzureWebJobsStorage__accountName for identity-based access"]
+            )
+        return self.storage
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Validate every setting at once, so one run reports every problem, not just the first."""
+    problems: list[str] = []
+    reader = _Reader(env, problems)
+    cloud_name = reader.text("AZURE_CLOUD") or "AzureCloud"
+    cloud = CLOUDS.get(cloud_name)
+    if cloud is None:
+        problems.append(f"AZURE_CLOUD is {cloud_name!r}; expected one of {', '.join(CLOUDS)}")
+        cloud = CLOUDS["AzureCloud"]
+    settings = Settings(
+        targets=_targets(reader),
+        schedule=_schedule(reader),
+        cloud=cloud,
+        arm_endpoint=reader.https_url("ARM_ENDPOINT") or cloud.resource_manager,
+        client_id=reader.guid("AZURE_CLIENT_ID"),
+        secret_validity_days=reader.integer("SECRET_VALIDITY_DAYS", 60, 1, 3650),
+        min_rotation_interval_minutes=reader.integer("MIN_ROTATION_INTERVAL_MINUTES", 60, 0, 525600),
+        max_key_age_days=reader.integer("MAX_KEY_AGE_DAYS", 60, 1, 3650),
+        verify_new_key=reader.boolean("VERIFY_NEW_KEY", True),
+        verify_timeout_seconds=reader.integer("VERIFY_TIMEOUT_SECONDS", 600, 0, 3600),
+        storage=_storage(env, problems),
+    )
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def read_settings_file(path: str | Path) -> dict[str, str]:
+    """The `Values` of a local.settings.json file, as the Functions host reads them."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError([f"settings file {path}: {exc.strerror}"]) from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError([f"settings file {path} is not valid JSON: {exc.msg} at line {exc.lineno}"]) from None
+    values = document.get("Values") if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise SettingsError([f"settings file {path} has no \"Values\" object"])
+    return {str(k): str(v) for k, v in values.items() if v is not None}
+
+
+class _Reader:
+    """Reads one setting at a time and records what is wrong with it instead of raising."""
+
+    def __init__(self, env: Mapping[str, str], problems: list[str]) -> None:
+        self.env = env
+        self.problems = problems
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name, "")
+        return value.strip() or None
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} is {raw!r}; expected a whole number from {low} to {high}")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name} is {value}; expected a whole number from {low} to {high}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        self.problems.append(f"{name} is {raw!r}; expected true or false")
+        return default
+
+    def guid(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None and not _GUID.match(raw):
+            self.problems.append(f"{name} is {raw!r}; expected a GUID")
+        return raw
+
+    def https_url(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None:
+            self.problems.extend(_url_problems(name, raw))
+        return raw
+
+
+def _url_problems(name: str, url: str) -> list[str]:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return [f"{name} is {url!r}; expected an https:// URL (Azure refuses tokens over plain HTTP)"]
+    return []
+
+
+def _schedule(reader: _Reader) -> str:
+    schedule = reader.text("ROTATION_SCHEDULE") or DEFAULT_SCHEDULE
+    fields = schedule.split()
+    if len(fields) != 6 or not all(_CRON_FIELD.match(f) for f in fields):
+        reader.problems.append(
+            f"ROTATION_SCHEDULE is {schedule!r}; expected an NCRONTAB expression of 6 fields "
+            "(second minute hour day month day-of-week), e.g. '0 0 3 1,15 * *'"
+        )
+    return schedule
+
+
+def _targets(reader: _Reader) -> tuple[Target, ...]:
+    raw = reader.text("ROTATION_TARGETS")
+    if raw is not None:
+        if reader.text("COSMOS_ACCOUNT_NAME"):
+            reader.problems.append("set either ROTATION_TARGETS or COSMOS_ACCOUNT_NAME, not both")
+        return _targets_from_json(raw, reader)
+    if not reader.text("COSMOS_ACCOUNT_NAME"):
+        reader.problems.append(
+            "no rotation target: set COSMOS_SUBSCRIPTION_ID, COSMOS_RESOURCE_GROUP, COSMOS_ACCOUNT_NAME "
+            "and KEY_VAULT_URI, or ROTATION_TARGETS"
+        )
+        return ()
+    entry = {
+        "name": reader.text("COSMOS_ACCOUNT_NAME"),
+        "subscriptionId": reader.text("COSMOS_SUBSCRIPTION_ID"),
+        "resourceGroup": reader.text("COSMOS_RESOURCE_GROUP"),
+        "account": reader.text("COSMOS_ACCOUNT_NAME"),
+        "keyVaultUri": reader.text("KEY_VAULT_URI"),
+        "secretName": reader.text("SECRET_NAME"),
+        "readonlySecretName": reader.text("READONLY_SECRET_NAME"),
+        "strategy": reader.text("KEY_STRATEGY"),
+    }
+    return (_target(entry, _SINGLE_TARGET_NAMES, reader.problems),)
+
+
+# Where each target field comes from, so a message names what the operator actually set.
+_SINGLE_TARGET_NAMES = {
+    "name": "COSMOS_ACCOUNT_NAME",
+    "subscriptionId": "COSMOS_SUBSCRIPTION_ID",
+    "resourceGroup": "COSMOS_RESOURCE_GROUP",
+    "account": "COSMOS_ACCOUNT_NAME",
+    "keyVaultUri": "KEY_VAULT_URI",
+    "secretName": "SECRET_NAME",
+    "readonlySecretName": "READONLY_SECRET_NAME",
+    "strategy": "KEY_STRATEGY",
+}
+_TARGET_FIELDS = tuple(_SINGLE_TARGET_NAMES)
+
+
+def _targets_from_json(raw: str, reader: _Reader) -> tuple[Target, ...]:
+    try:
+        entries = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        reader.problems.append(f"ROTATION_TARGETS is not valid JSON: {exc.msg} at column {exc.colno}")
+        return ()
+    if not isinstance(entries, list) or not entries:
+        reader.problems.append("ROTATION_TARGETS must be a non-empty JSON array of target objects")
+        return ()
+    targets = []
+    for index, entry in enumerate(entries):
+        where = f"ROTATION_TARGETS[{index}]"
+        if not isinstance(entry, dict):
+            reader.problems.append(f"{where} must be an object")
+            continue
+        unknown = sorted(set(entry) - set(_TARGET_FIELDS))
+        if unknown:
+            reader.problems.append(f"{where} has unknown field(s) {', '.join(unknown)}")
+        default_strategy = reader.text("KEY_STRATEGY")
+        entry = {"strategy": default_strategy, **entry}
+        names = {key: f"{where}.{key}" for key in _TARGET_FIELDS}
+        targets.append(_target(entry, names, reader.problems))
+    seen: set[str] = set()
+    for target in targets:
+        if target.name in seen:
+            reader.problems.append(f"ROTATION_TARGETS names {target.name!r} twice; target names must be unique")
+        seen.add(target.name)
+    return tuple(targets)
+
+
+def _target(entry: Mapping[str, object], names: Mapping[str, str], problems: list[str]) -> Target:
+    def get(key: str) -> str | None:
+        value = entry.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            problems.append(f"{names[key]} must be a string")
+            return None
+        return value.strip()
+
+    def required(key: str, pattern: re.Pattern[str], expected: str) -> str:
+        value = get(key)
+        if value is None:
+            problems.append(f"{names[key]} is not set")
+            return ""
+        if not pattern.match(value):
+            problems.append(f"{names[key]} is {value!r}; expected {expected}")
+        return value
+
+    account = required("account", _ACCOUNT, "a Cosmos DB account name (3-44 lowercase letters, digits, hyphens)")
+    name = get("name") or account
+    if not _TARGET_NAME.match(name or "-"):
+        problems.append(f"{names['name']} is {name!r}; expected letters, digits, '.', '_' or '-' (at most 63)")
+    subscription = required("subscriptionId", _GUID, "a subscription GUID")
+    group = required("resourceGroup", _RESOURCE_GROUP, "a resource group name")
+    vault = get("keyVaultUri")
+    if vault is None:
+        problems.append(f"{names['keyVaultUri']} is not set")
+    else:
+        problems.extend(_url_problems(names["keyVaultUri"], vault))
+    secret = get("secretName") or f"cosmos-{account}-connection-string"
+    readonly = get("readonlySecretName")
+    for key, value in (("secretName", secret), ("readonlySecretName", readonly)):
+        if value is not None and not _SECRET.match(value):
+            problems.append(f"{names[key]} is {value!r}; a Key Vault secret name has 1-127 letters, digits, hyphens")
+    if readonly is not None and readonly == secret:
+        problems.append(f"{names['readonlySecretName']} must differ from {names['secretName']}")
+    strategy = (get("strategy") or "alternate").lower()
+    if strategy not in STRATEGIES:
+        problems.append(f"{names['strategy']} is {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    return Target(
+        name=name or "",
+        subscription_id=subscription,
+        resource_group=group,
+        account=account,
+        key_vault_uri=vault or "",
+        secret_name=secret,
+        readonly_secret_name=readonly,
+        strategy=strategy,
+    )
+
+
+def _storage(env: Mapping[str, str], problems: list[str]) -> StorageSettings | None:
+    connection = env.get("AzureWebJobsStorage", "").strip()
+    if connection:
+        if "=" not in connection:
+            problems.append("AzureWebJobsStorage is not a storage connection string (expected Key=Value;...)")
+        return StorageSettings(connection_string=connection)
+    prefix = "AzureWebJobsStorage__"
+    account = env.get(prefix + "accountName", "").strip() or None
+    if account is None:
+        return None
+    if not re.match(r"^[a-z0-9]{3,24}$", account):
+        problems.append(
+            f"{prefix}accountName is {account!r}; expected a storage account name (3-24 lowercase letters, digits)"
+        )
+    return StorageSettings(account_name=account, client_id=env.get(prefix + "clientId", "").strip() or None)

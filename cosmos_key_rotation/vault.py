@@ -1,0 +1,64 @@
+"""Key Vault: read the live secret version, publish a new one (steps 1 and 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .errors import from_sdk
+
+CONTENT_TYPE = "application/x-cosmosdb-connection-string"
+
+
+@dataclass(frozen=True)
+class LiveSecret:
+    """The latest version of a secret. `value` is the connection string: compare it, never log it."""
+
+    name: str
+    version: str
+    created_on: datetime | None
+    tags: dict[str, str]
+    value: str = field(repr=False, default="")
+
+    @property
+    def key_kind(self) -> str | None:
+        return self.tags.get("keyKind")
+
+    @property
+    def rotation_id(self) -> str | None:
+        return self.tags.get("rotationId")
+
+
+class Vault:
+    def __init__(self, secret_client: Any) -> None:
+        self._client = secret_client
+
+    def live(self, name: str) -> LiveSecret | None:
+        """The latest version, or None when the secret does not exist yet."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            secret = self._client.get_secret(name)
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:
+            raise from_sdk(exc, "Key Vault", f"read secret {name}") from None
+        return LiveSecret(
+            name=name,
+            version=secret.properties.version or "",
+            created_on=secret.properties.created_on,
+            tags=dict(secret.properties.tags or {}),
+            value=secret.value or "",
+        )
+
+    def publish(self, name: str, value: str, tags: dict[str, str], validity_days: int) -> str:
+        """Add a new version and return its id. Every call adds a version; the caller decides when."""
+        expires_on = datetime.now(timezone.utc) + timedelta(days=validity_days)
+        try:
+            secret = self._client.set_secret(
+                name, value, content_type=CONTENT_TYPE, tags=tags, expires_on=expires_on, enabled=True
+            )
+        except Exception as exc:
+            raise from_sdk(exc, "Key Vault", f"publish secret {name}") from None
+        return secret.properties.version or ""

@@ -1,0 +1,188 @@
+"""The rotation protocol against in-memory doubles: the decisions, step by step. The end-to-end tests
+prove the same behaviour through the real entry points, SDKs and emulator."""
+
+import base64
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from cosmos_key_rotation.accounts import KEY_KINDS, AccountState, connection_string
+from cosmos_key_rotation.errors import RotationError
+from cosmos_key_rotation.rotation import RotationRequest, Rotator
+from cosmos_key_rotation.settings import Settings, Target
+from cosmos_key_rotation.vault import LiveSecret
+
+ENDPOINT = "https://docdb-test.documents.azure.cn:443/"
+
+
+def new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(64)).decode()
+
+
+class FakeAccounts:
+    def __init__(self) -> None:
+        self.keys_ = {kind: new_key() for kind in KEY_KINDS}
+        old = datetime.now(timezone.utc) - timedelta(days=40)
+        self.generated = {kind: old for kind in KEY_KINDS}
+        self.regenerated: list[str] = []
+        self.fail_regeneration = False
+
+    def get(self, target):
+        return AccountState(ENDPOINT, dict(self.generated))
+
+    def regenerate(self, target, kind):
+        if self.fail_regeneration:
+            raise RotationError("RegenerationFailed", "operation failed", transient=True)
+        self.regenerated.append(kind)
+        self.keys_[kind] = new_key()
+        self.generated[kind] = datetime.now(timezone.utc)
+
+    def keys(self, target):
+        return dict(self.keys_)
+
+    def connection_string(self, target, kind, endpoint):
+        return connection_string(endpoint, self.keys_[kind])
+
+
+class FakeVault:
+    def __init__(self) -> None:
+        self.versions: dict[str, list[LiveSecret]] = {}
+
+    def live(self, name):
+        versions = self.versions.get(name)
+        return versions[-1] if versions else None
+
+    def publish(self, name, value, tags, validity_days):
+        version = secrets.token_hex(16)
+        self.versions.setdefault(name, []).append(
+            LiveSecret(name, version, datetime.now(timezone.utc), dict(tags), value))
+        return version
+
+
+class FakeVerifier:
+    def __init__(self) -> None:
+        self.verified: list[str] = []
+
+    def verify(self, endpoint, key):
+        self.verified.append(key)
+        return 1
+
+
+def make(strategy="alternate", readonly=None, cooldown=60):
+    target = Target("docdb-test", "11111111-2222-3333-4444-555555555555", "rg", "docdb-test",
+                    "https://kv.vault.azure.cn/", "cs", readonly, strategy)
+    settings = Settings(targets=(target,), min_rotation_interval_minutes=cooldown)
+    accounts, vault, verifier = FakeAccounts(), FakeVault(), FakeVerifier()
+    rotator = Rotator(settings, accounts, lambda uri: vault, verifier)
+    return rotator, accounts, vault, verifier
+
+
+def rotate(rotator, **kwargs):
+    return rotator.rotate(RotationRequest.new("docdb-test", "cli", **kwargs))
+
+
+def test_alternate_regenerates_the_key_the_secret_does_not_use():
+    rotator, accounts, vault, _ = make(cooldown=0)
+    first = rotate(rotator)
+    assert (first.outcome, first.key_kind) == ("succeeded", "secondary")
+    second = rotate(rotator)
+    assert (second.outcome, second.key_kind, second.previous_key_kind) == ("succeeded", "primary", "secondary")
+    assert accounts.regenerated == ["secondary", "primary"]
+    assert [v.tags["keyKind"] for v in vault.versions["cs"]] == ["secondary", "primary"]
+
+
+def test_published_secret_carries_the_tags_and_the_new_key():
+    rotator, accounts, vault, verifier = make()
+    result = rotate(rotator)
+    live = vault.live("cs")
+    assert live.value == connection_string(ENDPOINT, accounts.keys_["secondary"])
+    assert set(live.tags) >= {"cosmosAccount", "keyKind", "rotatedAt", "rotationId", "trigger", "keyGeneratedAt"}
+    assert live.tags["rotationId"] == result.id and live.tags["trigger"] == "cli"
+    assert verifier.verified == [accounts.keys_["secondary"]]
+
+
+def test_fixed_strategy_always_regenerates_that_kind():
+    rotator, accounts, _, _ = make(strategy="primary", cooldown=0)
+    rotate(rotator)
+    rotate(rotator)
+    assert accounts.regenerated == ["primary", "primary"]
+
+
+def test_cooldown_skips_unless_forced():
+    rotator, accounts, _, _ = make()
+    rotate(rotator)
+    skipped = rotate(rotator)
+    assert skipped.outcome == "skipped" and "MIN_ROTATION_INTERVAL_MINUTES" in skipped.reason
+    forced = rotate(rotator, force=True)
+    assert forced.outcome == "succeeded"
+    assert accounts.regenerated == ["secondary", "primary"]
+
+
+def test_retry_after_crash_does_not_regenerate_twice():
+    rotator, accounts, vault, _ = make()
+    rotate(rotator)
+    # Crash after step 2: primary regenerated, never published.
+    accounts.regenerate(None, "primary")
+    result = rotate(rotator)  # inside the cooldown, still finishes the interrupted attempt
+    assert result.outcome == "succeeded" and result.key_kind == "primary"
+    assert accounts.regenerated == ["secondary", "primary"]
+    assert vault.live("cs").value == connection_string(ENDPOINT, accounts.keys_["primary"])
+
+
+def test_redelivered_request_after_publication_only_records():
+    rotator, accounts, vault, _ = make()
+    request = RotationRequest.new("docdb-test", "timer")
+    assert rotator.rotate(request).outcome == "succeeded"
+    again = rotator.rotate(request)
+    assert again.outcome == "succeeded" and again.key_kind == "secondary"
+    assert accounts.regenerated == ["secondary"] and len(vault.versions["cs"]) == 1
+
+
+def test_failed_regeneration_leaves_the_secret_untouched():
+    rotator, accounts, vault, _ = make()
+    rotate(rotator)
+    before = vault.live("cs")
+    accounts.fail_regeneration = True
+    result = rotate(rotator, force=True)
+    assert (result.outcome, result.error_code, result.transient) == ("failed", "RegenerationFailed", True)
+    assert vault.live("cs") == before
+
+
+def test_requesting_the_live_key_under_alternate_is_refused():
+    rotator, accounts, _, _ = make()
+    rotate(rotator)
+    result = rotate(rotator, key_kind="secondary", force=True)
+    assert (result.outcome, result.error_code) == ("failed", "KeyKindIsLive")
+    assert accounts.regenerated == ["secondary"]
+
+
+def test_an_untagged_secret_is_recognised_by_its_key():
+    rotator, accounts, vault, _ = make()
+    vault.versions["cs"] = [LiveSecret("cs", "v0", datetime.now(timezone.utc) - timedelta(days=30), {},
+                                       connection_string(ENDPOINT, accounts.keys_["secondary"]))]
+    result = rotate(rotator)
+    assert (result.key_kind, result.previous_key_kind) == ("primary", "secondary")
+
+
+def test_read_only_pair_alternates_into_its_own_secret():
+    rotator, accounts, vault, _ = make(readonly="cs-ro", cooldown=0)
+    first = rotate(rotator)
+    second = rotate(rotator)
+    assert (first.readonly_key_kind, second.readonly_key_kind) == ("secondaryReadonly", "primaryReadonly")
+    assert accounts.regenerated == ["secondary", "secondaryReadonly", "primary", "primaryReadonly"]
+    assert vault.live("cs-ro").value == connection_string(ENDPOINT, accounts.keys_["primaryReadonly"])
+
+
+def test_dry_run_changes_nothing():
+    rotator, accounts, vault, _ = make()
+    result = rotate(rotator, dry_run=True)
+    assert result.outcome == "skipped" and "would rotate secondary" in result.reason
+    assert accounts.regenerated == [] and vault.versions == {}
+
+
+@pytest.mark.parametrize("name", ["nope"])
+def test_unknown_target_fails_with_a_code(name):
+    rotator, *_ = make()
+    result = rotator.rotate(RotationRequest.new(name, "cli"))
+    assert (result.outcome, result.error_code) == ("failed", "UnknownTarget")

@@ -1,0 +1,157 @@
+import json
+
+import pytest
+
+from cosmos_key_rotation.names import PRODUCT_SETTINGS
+from cosmos_key_rotation.settings import SettingsError, load_settings, read_settings_file
+
+SUB = "11111111-2222-3333-4444-555555555555"
+SINGLE = {
+    "COSMOS_SUBSCRIPTION_ID": SUB,
+    "COSMOS_RESOURCE_GROUP": "rg-cosmos",
+    "COSMOS_ACCOUNT_NAME": "docdb-test",
+    "KEY_VAULT_URI": "https://kv-test.vault.azure.cn/",
+}
+
+
+def problems(env):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    return caught.value.problems
+
+
+def test_single_target_gets_the_documented_defaults():
+    settings = load_settings(SINGLE)
+    (target,) = settings.targets
+    assert target.name == "docdb-test"
+    assert target.secret_name == "cosmos-docdb-test-connection-string"
+    assert target.readonly_secret_name is None
+    assert target.strategy == "alternate"
+    assert target.account_id == (f"/subscriptions/{SUB}/resourceGroups/rg-cosmos/providers/"
+                                 "Microsoft.DocumentDB/databaseAccounts/docdb-test")
+    assert settings.schedule == "0 0 3 1,15 * *"
+    assert (settings.secret_validity_days, settings.min_rotation_interval_minutes, settings.max_key_age_days) == (
+        60, 60, 60)
+    assert settings.verify_new_key is True and settings.verify_timeout_seconds == 600
+    assert settings.arm_endpoint == "https://management.azure.com/"
+    assert settings.storage is None
+
+
+@pytest.mark.parametrize("cloud, arm, authority, storage", [
+    ("AzureCloud", "https://management.azure.com/", "login.microsoftonline.com", "core.windows.net"),
+    ("AzureChinaCloud", "https://management.chinacloudapi.cn/", "login.chinacloudapi.cn", "core.chinacloudapi.cn"),
+    ("AzureUSGovernment", "https://management.usgovcloudapi.net/", "login.microsoftonline.us",
+     "core.usgovcloudapi.net"),
+])
+def test_azure_cloud_picks_resource_manager_audience_and_authority(cloud, arm, authority, storage):
+    settings = load_settings({**SINGLE, "AZURE_CLOUD": cloud})
+    assert settings.arm_endpoint == arm
+    assert settings.cloud.arm_scope() == arm.rstrip("/") + "/.default"
+    assert settings.cloud.authority_host == authority
+    assert settings.cloud.storage_suffix == storage
+
+
+def test_arm_endpoint_overrides_the_cloud_and_its_audience():
+    settings = load_settings({**SINGLE, "AZURE_CLOUD": "AzureChinaCloud", "ARM_ENDPOINT": "https://127.0.0.1:8443"})
+    assert settings.arm_endpoint == "https://127.0.0.1:8443"
+    assert settings.cloud.arm_scope(settings.arm_endpoint) == "https://127.0.0.1:8443/.default"
+    assert settings.cloud.authority_host == "login.chinacloudapi.cn"
+
+
+def test_every_problem_is_reported_at_once_and_names_its_setting():
+    found = problems({
+        **SINGLE, "AZURE_CLOUD": "Mars", "SECRET_VALIDITY_DAYS": "soon", "VERIFY_NEW_KEY": "maybe",
+        "KEY_STRATEGY": "random", "ROTATION_SCHEDULE": "0 3 * * *", "AZURE_CLIENT_ID": "me",
+        "ARM_ENDPOINT": "http://management.azure.com", "MIN_ROTATION_INTERVAL_MINUTES": "-5",
+    })
+    text = "\n".join(found)
+    for name in ("AZURE_CLOUD", "SECRET_VALIDITY_DAYS", "VERIFY_NEW_KEY", "KEY_STRATEGY", "ROTATION_SCHEDULE",
+                 "AZURE_CLIENT_ID", "ARM_ENDPOINT", "MIN_ROTATION_INTERVAL_MINUTES"):
+        assert name in text
+    assert len(found) == 8
+
+
+def test_missing_target_settings_say_what_to_set():
+    assert "COSMOS_ACCOUNT_NAME" in problems({})[0]
+    found = problems({"COSMOS_ACCOUNT_NAME": "docdb-test"})
+    assert any("COSMOS_SUBSCRIPTION_ID is not set" in p for p in found)
+    assert any("KEY_VAULT_URI is not set" in p for p in found)
+
+
+def test_rotation_targets_json_with_many_targets():
+    targets = [
+        {"name": "orders", "subscriptionId": SUB, "resourceGroup": "rg1", "account": "orders-db",
+         "keyVaultUri": "https://kv1.vault.azure.net/", "readonlySecretName": "orders-ro"},
+        {"name": "billing", "subscriptionId": SUB, "resourceGroup": "rg2", "account": "billing-db",
+         "keyVaultUri": "https://kv2.vault.azure.net/", "secretName": "billing-cs", "strategy": "secondary"},
+    ]
+    settings = load_settings({"ROTATION_TARGETS": json.dumps(targets)})
+    orders, billing = settings.targets
+    assert orders.readonly_secret_name == "orders-ro" and orders.strategy == "alternate"
+    assert billing.secret_name == "billing-cs" and billing.strategy == "secondary"
+    assert settings.target("billing") is billing
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("not json", "ROTATION_TARGETS is not valid JSON"),
+    ("[]", "non-empty JSON array"),
+    ('[{"name": "a"}]', "ROTATION_TARGETS[0].account is not set"),
+    ('[{"account": "abc", "subscriptionId": "x", "resourceGroup": "r", "keyVaultUri": "https://v/", "colour": 1}]',
+     "unknown field(s) colour"),
+])
+def test_bad_rotation_targets_name_the_entry_and_field(raw, expected):
+    assert any(expected in p for p in problems({"ROTATION_TARGETS": raw}))
+
+
+def test_duplicate_target_names_and_both_forms_are_refused():
+    entry = {"subscriptionId": SUB, "resourceGroup": "rg", "account": "abc", "keyVaultUri": "https://kv/"}
+    assert any("twice" in p for p in problems({"ROTATION_TARGETS": json.dumps([entry, entry])}))
+    assert any("not both" in p for p in problems({**SINGLE, "ROTATION_TARGETS": json.dumps([entry])}))
+
+
+def test_storage_from_connection_string_or_identity():
+    assert load_settings({**SINGLE, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}).storage.connection_string
+    storage = load_settings({**SINGLE, "AZURE_CLOUD": "AzureChinaCloud", "AzureWebJobsStorage__accountName": "stfunc",
+                             "AzureWebJobsStorage__clientId": SUB}).storage
+    settings = load_settings({**SINGLE, "AZURE_CLOUD": "AzureChinaCloud",
+                              "AzureWebJobsStorage__accountName": "stfunc"})
+    assert storage.client_id == SUB
+    assert storage.service_uri("queue", settings.cloud.storage_suffix) == "https://stfunc.queue.core.chinacloudapi.cn"
+    with pytest.raises(SettingsError, match="AzureWebJobsStorage"):
+        load_settings(SINGLE).require_storage()
+
+
+def test_the_loader_reads_only_the_documented_settings():
+    read = set()
+
+    class Recording(dict):
+        def get(self, key, default=None):
+            read.add(key)
+            return super().get(key, default)
+
+        def __getitem__(self, key):
+            read.add(key)
+            return super().__getitem__(key)
+
+    load_settings(Recording(SINGLE))
+    documented = set(PRODUCT_SETTINGS) | {"AzureWebJobsStorage", "AzureWebJobsStorage__accountName",
+                                           "AzureWebJobsStorage__clientId"}
+    assert read <= documented
+    assert set(PRODUCT_SETTINGS) - {"ROTATION_TARGETS"} <= read | {"ROTATION_TARGETS"}
+
+
+def test_settings_file_values(tmp_path):
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": SINGLE}))
+    assert read_settings_file(path) == SINGLE
+    path.write_text("{")
+    with pytest.raises(SettingsError, match="not valid JSON"):
+        read_settings_file(path)
+    with pytest.raises(SettingsError, match="missing.json"):
+        read_settings_file(tmp_path / "missing.json")
+
+
+def test_sample_settings_file_lists_every_setting():
+    values = read_settings_file("local.settings.sample.json")
+    assert set(PRODUCT_SETTINGS) <= set(values)
+    assert "AzureWebJobsStorage" in values
