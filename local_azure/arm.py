@@ -1,0 +1,362 @@
+"""Azure Resource Manager, ``Microsoft.DocumentDB/databaseAccounts`` only.
+
+Speaks what azure-mgmt-cosmosdb 10.x sends: get, listKeys, readonlykeys (GET and
+POST), listConnectionStrings and regenerateKey, the last as a long-running
+operation (``202`` + ``Azure-AsyncOperation`` + ``Location``) that azure-mgmt-core's
+ARMPolling follows. Requests need a bearer token issued by the emulated identity
+endpoint for a Resource Manager audience. Paths match case-insensitively, as in
+ARM. ``/_emulator/*`` on the same port is the admin API (see ``control.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from .faults import FaultRegistry, apply_fault
+from .http import BadRequestBody, Request, Response
+from .state import KEY_FIELDS, KEY_KINDS, Account, EmulatorState, Regeneration, StateError, account_ref, iso_utc
+
+# Audiences a Resource Manager token may be issued for, in every cloud (plus the emulator's own URL).
+MANAGEMENT_AUDIENCES = frozenset({
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+    "https://management.chinacloudapi.cn",
+    "https://management.core.chinacloudapi.cn",
+    "https://management.usgovcloudapi.net",
+    "https://management.core.usgovcloudapi.net",
+})
+REGION_NAMES = {
+    "chinaeast": "China East", "chinaeast2": "China East 2", "chinaeast3": "China East 3",
+    "chinanorth": "China North", "chinanorth2": "China North 2", "chinanorth3": "China North 3",
+    "eastus": "East US", "eastus2": "East US 2", "westus": "West US", "westus2": "West US 2",
+    "westus3": "West US 3", "centralus": "Central US", "northeurope": "North Europe",
+    "westeurope": "West Europe", "usgovvirginia": "USGov Virginia", "usgovarizona": "USGov Arizona",
+    "usgovtexas": "USGov Texas",
+}
+CONNECTION_STRING_KINDS = (
+    ("primary", "Primary", "Primary SQL Connection String"),
+    ("secondary", "Secondary", "Secondary SQL Connection String"),
+    ("primaryReadonly", "PrimaryReadonly", "Primary Read-Only SQL Connection String"),
+    ("secondaryReadonly", "SecondaryReadonly", "Secondary Read-Only SQL Connection String"),
+)
+_ERROR_CODES = {
+    400: "BadRequest", 401: "AuthenticationFailed", 403: "AuthorizationFailed", 404: "ResourceNotFound",
+    405: "MethodNotAllowed", 409: "Conflict", 412: "PreconditionFailed", 429: "TooManyRequests",
+    500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout",
+}
+_ACCOUNT = (r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
+            r"/providers/microsoft\.documentdb/databaseaccounts/(?P<name>[^/]+)")
+_ROUTES: list[tuple[re.Pattern[str], str, frozenset[str]]] = [
+    (re.compile(_ACCOUNT + r"/?$", re.I), "getAccount", frozenset({"GET"})),
+    (re.compile(_ACCOUNT + r"/listkeys/?$", re.I), "listKeys", frozenset({"POST"})),
+    (re.compile(_ACCOUNT + r"/readonlykeys/?$", re.I), "readonlyKeys", frozenset({"GET", "POST"})),
+    (re.compile(_ACCOUNT + r"/listconnectionstrings/?$", re.I), "listConnectionStrings", frozenset({"POST"})),
+    (re.compile(_ACCOUNT + r"/regeneratekey/?$", re.I), "regenerateKey", frozenset({"POST"})),
+    (re.compile(_ACCOUNT + r"/regeneratekey/operationresults/(?P<op>[^/]+)/?$", re.I),
+     "operationResult", frozenset({"GET"})),
+    (re.compile(r"^/subscriptions/(?P<sub>[^/]+)/providers/microsoft\.documentdb/locations/(?P<region>[^/]+)"
+                r"/operationsstatus/(?P<op>[^/]+)/?$", re.I), "operationStatus", frozenset({"GET"})),
+]
+
+
+class ArmError(Exception):
+    """Raised by handlers; rendered as ARM's ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+def arm_error(status: int, code: str | None, message: str) -> Response:
+    return Response(status, {"error": {"code": code or _ERROR_CODES.get(status, "Error"), "message": message}})
+
+
+def region_short(name: str) -> str:
+    """``China East 2`` -> ``chinaeast2``, the form used in resource paths."""
+    return name.replace(" ", "").lower()
+
+
+def region_display(name: str) -> str:
+    return REGION_NAMES.get(region_short(name), name)
+
+
+def _location_json(account: Account, name: str, priority: int) -> dict[str, Any]:
+    return {
+        "id": f"{account.name}-{region_short(name)}",
+        "locationName": region_display(name),
+        "documentEndpoint": account.document_endpoint,
+        "provisioningState": "Succeeded",
+        "failoverPriority": priority,
+        "isZoneRedundant": False,
+    }
+
+
+def keys_metadata_json(account: Account) -> dict[str, Any]:
+    return {KEY_FIELDS[k]: {"generationTime": iso_utc(account.generated[k])} for k in KEY_KINDS}
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    """The account as ``DatabaseAccountGetResults`` (the shape of a real ``GET``)."""
+    locations = [_location_json(account, name, i) for i, name in enumerate(account.locations)]
+    return {
+        "id": account.resource_id,
+        "name": account.name,
+        "location": region_display(account.locations[0]),
+        "type": "Microsoft.DocumentDB/databaseAccounts",
+        "kind": "GlobalDocumentDB",
+        "tags": {},
+        "identity": {"type": "None"},
+        "properties": {
+            "provisioningState": "Succeeded",
+            "documentEndpoint": account.document_endpoint,
+            "databaseAccountOfferType": "Standard",
+            "ipRules": [],
+            "isVirtualNetworkFilterEnabled": False,
+            "enableAutomaticFailover": False,
+            "consistencyPolicy": {
+                "defaultConsistencyLevel": "BoundedStaleness",
+                "maxIntervalInSeconds": 10,
+                "maxStalenessPrefix": 200,
+            },
+            "capabilities": [],
+            "writeLocations": locations[:1],
+            "readLocations": locations,
+            "locations": locations,
+            "failoverPolicies": [
+                {"id": loc["id"], "locationName": loc["locationName"], "failoverPriority": loc["failoverPriority"]}
+                for loc in locations
+            ],
+            "virtualNetworkRules": [],
+            "privateEndpointConnections": [],
+            "enableMultipleWriteLocations": False,
+            "disableKeyBasedMetadataWriteAccess": False,
+            "publicNetworkAccess": "Enabled",
+            "disableLocalAuth": False,
+            "minimalTlsVersion": "Tls12",
+            "keysMetadata": keys_metadata_json(account),
+        },
+    }
+
+
+def connection_string(account: Account, key_kind: str) -> str:
+    return f"AccountEndpoint={account.document_endpoint};AccountKey={account.keys[key_kind]};"
+
+
+def _parse_key_kind(request: Request) -> str:
+    try:
+        body = request.json_object()
+    except BadRequestBody as exc:
+        raise ArmError(400, "BadRequest", str(exc)) from None
+    expected = ", ".join(KEY_KINDS)
+    if "keyKind" not in body:
+        received = ", ".join(sorted(map(str, body))) or "none"
+        raise ArmError(400, "BadRequest",
+                       f"The request body must contain 'keyKind' (one of {expected}); received properties: {received}.")
+    kind = body["keyKind"]
+    match = next((k for k in KEY_KINDS if isinstance(kind, str) and k.lower() == kind.lower()), None)
+    if match is None:
+        raise ArmError(400, "BadRequest", f"Invalid 'keyKind' value {kind!r}; expected one of {expected}.")
+    return match
+
+
+class ArmService:
+    """Routes Resource Manager requests for Cosmos DB accounts."""
+
+    name = "arm"
+
+    def __init__(self, state: EmulatorState, faults: FaultRegistry,
+                 control: Callable[[Request], Response] | None = None) -> None:
+        self._state = state
+        self._faults = faults
+        self._control = control
+        self.base_url = ""  # set once the listener knows its port
+        self._handlers: dict[str, Callable[[Request, dict[str, str]], Response]] = {
+            "getAccount": self._get_account,
+            "listKeys": self._list_keys,
+            "readonlyKeys": self._readonly_keys,
+            "listConnectionStrings": self._list_connection_strings,
+            "regenerateKey": self._regenerate_key,
+            "operationStatus": self._operation_status,
+            "operationResult": self._operation_result,
+        }
+
+    def internal_error(self) -> Response:
+        return arm_error(500, "InternalServerError", "Internal error in the emulated Resource Manager.")
+
+    def handle(self, request: Request) -> Response:
+        if request.path.lower().startswith("/_emulator/") and self._control is not None:
+            return self._control(request)
+        try:
+            response = self._dispatch(request)
+        except ArmError as exc:
+            response = arm_error(exc.status, exc.code, exc.message)
+            response.headers.update(exc.headers)
+        request_id = str(uuid.uuid4())
+        response.headers.setdefault("x-ms-request-id", request_id)
+        response.headers.setdefault("x-ms-correlation-request-id", request_id)
+        return response
+
+    def _dispatch(self, request: Request) -> Response:
+        self._authenticate(request)
+        operation, groups, methods = self._route(request.path)
+        if request.method not in methods:
+            raise ArmError(405, "MethodNotAllowed",
+                           f"The requested resource does not support http method '{request.method}'.")
+        if not request.param("api-version"):
+            raise ArmError(400, "MissingApiVersionParameter",
+                           "The api-version query parameter (?api-version=) is required for all requests.")
+        return self._handlers[operation](request, groups)
+
+    @staticmethod
+    def _route(path: str) -> tuple[str, dict[str, str], frozenset[str]]:
+        for pattern, operation, methods in _ROUTES:
+            match = pattern.match(path)
+            if match:
+                return operation, match.groupdict(), methods
+        raise ArmError(404, "NotFound", f"No HTTP resource was found that matches the request URI '{path}'.")
+
+    # ----- authentication ---------------------------------------------------
+
+    def _audiences(self) -> set[str]:
+        port = self.base_url.rsplit(":", 1)[-1]
+        own = {self.base_url.lower()} | {f"https://{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]")}
+        return set(MANAGEMENT_AUDIENCES) | own
+
+    def _authenticate(self, request: Request) -> None:
+        header = request.header("Authorization") or ""
+        challenge = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/'
+                                         f'{self._state.tenant_id}", error="invalid_token"'}
+        if not header.lower().startswith("bearer "):
+            raise ArmError(401, "AuthenticationFailed",
+                           "Authentication failed. The 'Authorization' header is missing.", challenge)
+        info = self._state.token_info(header[7:].strip())
+        if info is None:
+            raise ArmError(401, "AuthenticationFailed",
+                           "Authentication failed. The access token is invalid or expired.", challenge)
+        if info.audience.strip().rstrip("/").lower() not in self._audiences():
+            raise ArmError(401, "AuthenticationFailed",
+                           f"The access token has been obtained for wrong audience or resource '{info.audience}'. "
+                           "It should match a Resource Manager audience.", challenge)
+
+    # ----- faults and lookups -----------------------------------------------
+
+    def _raise_fault(self, operation: str, account_name: str) -> None:
+        faulted = apply_fault(self._faults.take("arm", operation, account_name), arm_error)
+        if faulted is not None:
+            error = faulted.body["error"]
+            raise ArmError(faulted.status, error["code"], error["message"], faulted.headers)
+
+    def _account(self, groups: dict[str, str], operation: str) -> Account:
+        account = self._state.account(account_ref(groups["sub"], groups["rg"], groups["name"]))
+        if account is None:
+            raise ArmError(404, "ResourceNotFound",
+                           f"The Resource 'Microsoft.DocumentDB/databaseAccounts/{groups['name']}' under resource "
+                           f"group '{groups['rg']}' was not found. For more details please go to "
+                           "https://aka.ms/ARMResourceNotFoundFix")
+        if operation != "regenerateKey":  # regenerateKey takes its rule itself: it may carry an lroStatus
+            self._raise_fault(operation, account.name)
+        return account
+
+    # ----- operations -------------------------------------------------------
+
+    def _get_account(self, request: Request, groups: dict[str, str]) -> Response:
+        account = self._account(groups, "getAccount")
+        with self._state.lock:
+            return Response(200, account_json(account))
+
+    def _list_keys(self, request: Request, groups: dict[str, str]) -> Response:
+        account = self._account(groups, "listKeys")
+        with self._state.lock:
+            return Response(200, {KEY_FIELDS[k]: account.keys[k] for k in KEY_KINDS})
+
+    def _readonly_keys(self, request: Request, groups: dict[str, str]) -> Response:
+        account = self._account(groups, "readonlyKeys")
+        with self._state.lock:
+            return Response(200, {KEY_FIELDS[k]: account.keys[k] for k in ("primaryReadonly", "secondaryReadonly")})
+
+    def _list_connection_strings(self, request: Request, groups: dict[str, str]) -> Response:
+        account = self._account(groups, "listConnectionStrings")
+        with self._state.lock:
+            strings = [
+                {"connectionString": connection_string(account, kind), "description": description,
+                 "keyKind": key_kind, "type": "Sql"}
+                for kind, key_kind, description in CONNECTION_STRING_KINDS
+            ]
+        return Response(200, {"connectionStrings": strings})
+
+    def _regenerate_key(self, request: Request, groups: dict[str, str]) -> Response:
+        account = self._account(groups, "regenerateKey")
+        key_kind = _parse_key_kind(request)
+        rule = self._faults.take("arm", "regenerateKey", account.name)
+        faulted = apply_fault(rule, arm_error)  # for an lroStatus rule: only its delay
+        if faulted is not None:
+            return faulted
+        lro_status = rule.lro_status if rule is not None else None
+        error = {"code": rule.error_code or "InternalServerError", "message": rule.message} if lro_status else None
+        try:
+            op = self._state.start_regeneration(account, key_kind, lro_status, error)
+        except StateError as exc:
+            raise ArmError(412, "PreconditionFailed", exc.message) from None
+        api_version = request.param("api-version") or ""
+        headers = {
+            "Azure-AsyncOperation": self._status_url(account, op, api_version),
+            "Location": self._result_url(account, op, api_version),
+            "Retry-After": str(self._state.config.poll_retry_after_ms // 1000),
+        }
+        return Response(202, {"status": "Enqueued"}, headers)
+
+    def _status_url(self, account: Account, op: Regeneration, api_version: str) -> str:
+        region = region_short(account.locations[0])
+        return (f"{self.base_url}/subscriptions/{account.subscription_id}/providers/Microsoft.DocumentDB"
+                f"/locations/{region}/operationsStatus/{op.operation_id}?api-version={quote(api_version)}")
+
+    def _result_url(self, account: Account, op: Regeneration, api_version: str) -> str:
+        return (f"{self.base_url}{account.resource_id}/regenerateKey/operationResults/{op.operation_id}"
+                f"?api-version={quote(api_version)}")
+
+    def _operation(self, groups: dict[str, str], operation: str) -> tuple[Account, Regeneration]:
+        found = self._state.operation(groups["op"])
+        if found is None or found[0].subscription_id.lower() != groups["sub"].lower():
+            raise ArmError(404, "NotFound", f"The operation '{groups['op']}' was not found.")
+        self._raise_fault(operation, found[0].name)
+        return found
+
+    def _poll_headers(self) -> dict[str, str]:
+        """Polling hint; azure-core's poller waits this long instead of its polling_interval."""
+        millis = self._state.config.poll_retry_after_ms
+        if millis <= 0:
+            return {}
+        if millis % 1000 == 0:
+            return {"Retry-After": str(millis // 1000)}
+        return {"retry-after-ms": str(millis)}
+
+    def _operation_status(self, request: Request, groups: dict[str, str]) -> Response:
+        account, op = self._operation(groups, "operationStatus")
+        with self._state.lock:
+            body: dict[str, Any] = {
+                "id": f"{account.resource_id}/operationsStatus/{op.operation_id}",
+                "name": op.operation_id,
+                "status": op.status,
+                "startTime": iso_utc(op.requested_at),
+            }
+            if op.completed_at is not None:
+                body["endTime"] = iso_utc(op.completed_at)
+            if op.status in ("Failed", "Canceled") and op.error:
+                body["error"] = dict(op.error)
+        return Response(200, body, self._poll_headers() if op.status == "InProgress" else {})
+
+    def _operation_result(self, request: Request, groups: dict[str, str]) -> Response:
+        _, op = self._operation(groups, "operationResult")
+        if op.status == "InProgress":
+            headers = {"Location": f"{self.base_url}{request.target}", **self._poll_headers()}
+            return Response(202, None, headers)
+        if op.status != "Succeeded":
+            error = op.error or {"code": "OperationCanceled", "message": "The operation was canceled."}
+            return Response(500, {"error": dict(error)})
+        return Response(200, {})
+

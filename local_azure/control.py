@@ -1,0 +1,140 @@
+"""The emulator's admin API, served under ``/_emulator/`` on the Resource Manager port.
+
+No authentication: the emulator is a loopback development tool. JSON in and out;
+errors are ``{"error": {"code", "message"}}``. ``admin.AdminClient`` is its client.
+
+  GET    /_emulator/health                    {"status": "ok"}
+  POST   /_emulator/accounts                  create an account (and its data-plane endpoint)
+  GET    /_emulator/accounts                  the accounts, as Resource Manager shows them
+  POST   /_emulator/vaults                    create a vault on its own port
+  GET    /_emulator/vaults                    [{"name", "uri"}]
+  POST   /_emulator/faults                    add a rule (object) or rules (array)
+  GET    /_emulator/faults                    {"faults": [...]}
+  DELETE /_emulator/faults                    remove every rule
+  GET    /_emulator/config                    the configuration
+  POST   /_emulator/config                    change some of it
+  GET    /_emulator/state                     accounts, vaults and their history, no secrets
+  GET    /_emulator/issued                    every key, token and secret value ever issued
+  POST   /_emulator/reset                     back to an empty emulator (default vault kept)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .faults import FaultRegistry, FaultRuleError
+from .http import BadRequestBody, Request, Response
+from .state import EmulatorState, StateError
+
+_STATE_ERRORS = {
+    "bad_request": (400, "BadRequest"), "conflict": (409, "Conflict"),
+    "not_found": (404, "NotFound"), "busy": (409, "Conflict"),
+}
+
+
+class Control(Protocol):
+    """What the admin API needs from the emulator."""
+
+    state: EmulatorState
+    faults: FaultRegistry
+
+    def create_account(self, subscription_id: str, resource_group: str, name: str,
+                       locations: list[str] | None = None, keys_generated_at: str | None = None) -> dict[str, Any]: ...
+
+    def accounts(self) -> list[dict[str, Any]]: ...
+
+    def create_vault(self, name: str) -> dict[str, str]: ...
+
+    def vaults(self) -> list[dict[str, str]]: ...
+
+    def reset(self) -> None: ...
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(status, {"error": {"code": code, "message": message}})
+
+
+def _string(payload: dict[str, Any], name: str, required: bool = True) -> str | None:
+    value = payload.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise StateError("bad_request", f"'{name}' is required and must be a non-empty string.")
+    return value
+
+
+def _locations(payload: dict[str, Any]) -> list[str] | None:
+    value = payload.get("locations")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise StateError("bad_request", "'locations' must be a non-empty array of region names.")
+    return value
+
+
+class ControlApi:
+    """Dispatches ``/_emulator/*`` requests to the emulator."""
+
+    def __init__(self, control: Control) -> None:
+        self._control = control
+        self._routes: dict[tuple[str, str], Callable[[Request], Response]] = {
+            ("GET", "health"): lambda r: Response(200, {"status": "ok"}),
+            ("POST", "accounts"): self._create_account,
+            ("GET", "accounts"): lambda r: Response(200, {"accounts": self._control.accounts()}),
+            ("POST", "vaults"): self._create_vault,
+            ("GET", "vaults"): lambda r: Response(200, {"vaults": self._control.vaults()}),
+            ("POST", "faults"): self._add_faults,
+            ("GET", "faults"): lambda r: Response(200, {"faults": self._control.faults.list()}),
+            ("DELETE", "faults"): self._clear_faults,
+            ("GET", "config"): lambda r: Response(200, self._control.state.config.to_json()),
+            ("POST", "config"): self._configure,
+            ("GET", "state"): lambda r: Response(200, self._control.state.snapshot()),
+            ("GET", "issued"): lambda r: Response(200, self._control.state.issued_json()),
+            ("POST", "reset"): self._reset,
+        }
+
+    def __call__(self, request: Request) -> Response:
+        resource = request.path.strip("/").split("/", 1)[-1].lower()
+        handler = self._routes.get((request.method, resource))
+        if handler is None:
+            known = any(name == resource for _, name in self._routes)
+            return _error(405 if known else 404, "MethodNotAllowed" if known else "NotFound",
+                          f"No admin operation {request.method} /_emulator/{resource}.")
+        try:
+            return handler(request)
+        except (BadRequestBody, FaultRuleError) as exc:
+            return _error(400, "BadRequest", str(exc))
+        except StateError as exc:
+            status, code = _STATE_ERRORS.get(exc.kind, (400, "BadRequest"))
+            return _error(status, code, exc.message)
+
+    def _create_account(self, request: Request) -> Response:
+        payload = request.json_object()
+        account = self._control.create_account(
+            subscription_id=_string(payload, "subscriptionId") or "",
+            resource_group=_string(payload, "resourceGroup") or "",
+            name=_string(payload, "name") or "",
+            locations=_locations(payload),
+            keys_generated_at=_string(payload, "keysGeneratedAt", required=False),
+        )
+        return Response(201, account)
+
+    def _create_vault(self, request: Request) -> Response:
+        payload = request.json_object()
+        return Response(201, self._control.create_vault(_string(payload, "name") or ""))
+
+    def _add_faults(self, request: Request) -> Response:
+        rules = self._control.faults.add(request.json())
+        return Response(201, {"faults": [rule.to_json() for rule in rules]})
+
+    def _clear_faults(self, request: Request) -> Response:
+        self._control.faults.clear()
+        return Response(200, {"faults": []})
+
+    def _configure(self, request: Request) -> Response:
+        return Response(200, self._control.state.configure(request.json_object()))
+
+    def _reset(self, request: Request) -> Response:
+        self._control.reset()
+        return Response(200, {"status": "reset"})
