@@ -1,0 +1,88 @@
+// Custom roles for the Cosmos DB account's subscription. Built-in roles do not fit: DocumentDB Account
+// Contributor can do anything to the account; Cosmos DB Operator cannot list or regenerate keys.
+targetScope = 'subscription'
+
+@description('Makes the role names unique in the tenant (custom role names must be).')
+param roleNameSuffix string
+@description('Who may poll regenerations: [{ principalId, principalType }].')
+param principals array
+@description('Grant the subscription-scope read that polling a key regeneration may need (see below).')
+param grantOperationStatusRead bool
+
+// Exactly the Resource Manager actions the code performs on an account (cosmos_key_rotation/names.py
+// ARM_ACTIONS; tests/infra checks they match): read the account (documentEndpoint, keysMetadata),
+// list its keys (the connection string is built from a key and the endpoint), regenerate a key.
+var rotatorActions = [
+  'Microsoft.DocumentDB/databaseAccounts/read'
+  'Microsoft.DocumentDB/databaseAccounts/listKeys/action'
+  'Microsoft.DocumentDB/databaseAccounts/regenerateKey/action'
+]
+
+// regenerateKey is a long-running operation. Its Azure-AsyncOperation URL is not under the account but
+// at subscription scope: /subscriptions/{id}/providers/Microsoft.DocumentDB/locations/{region}/
+// operationsStatus/{operationId}, so no role on the account covers polling it. Resource Manager
+// usually signs that URL and lets the caller poll it without a role check, but that is not promised in
+// every cloud, and a 403 there leaves a regenerated key unpublished until the next attempt. So the
+// identity also gets this one read, at subscription scope, in a role of its own. It reveals the status
+// of Cosmos DB operations only: no key, no data, no account settings.
+var operationStatusActions = [
+  'Microsoft.DocumentDB/locations/operationsStatus/read'
+]
+
+resource rotatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'cosmos-db-key-rotator', roleNameSuffix)
+  properties: {
+    roleName: 'Cosmos DB key rotator (${roleNameSuffix})'
+    description: 'Read a Cosmos DB account, list its keys and regenerate one. Assigned on single accounts.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: rotatorActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+resource operationStatusRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (grantOperationStatusRead) {
+  name: guid(subscription().id, 'cosmos-db-operation-status-reader', roleNameSuffix)
+  properties: {
+    roleName: 'Cosmos DB operation status reader (${roleNameSuffix})'
+    description: 'Read the status of Cosmos DB long-running operations (polling a key regeneration).'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: operationStatusActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+var operationStatusRoleId = guid(subscription().id, 'cosmos-db-operation-status-reader', roleNameSuffix)
+
+resource operationStatusAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for principal in (grantOperationStatusRead ? principals : []): {
+    name: guid(subscription().id, principal.principalId, operationStatusRoleId)
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', operationStatusRoleId)
+      principalId: principal.principalId
+      principalType: principal.principalType
+    }
+    dependsOn: [
+      operationStatusRole
+    ]
+  }
+]
+
+output rotatorRoleDefinitionId string = rotatorRole.id

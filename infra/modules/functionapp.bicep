@@ -1,0 +1,170 @@
+// The Flex Consumption function app (Python) and its plan. It runs as the user-assigned identity for
+// everything: host storage, the deployment package, telemetry and the product's own Azure calls.
+// No key, connection string or token is an app setting.
+
+param planName string
+param appName string
+param location string
+param tags object
+@description('azd deploys the code to the site tagged with this service name (azure.yaml).')
+param serviceName string
+param pythonVersion string
+param maximumInstanceCount int
+param instanceMemoryMB int
+
+param identityId string
+param identityClientId string
+
+param storageAccountName string
+param blobEndpoint string
+param queueEndpoint string
+param tableEndpoint string
+param deploymentContainerName string
+
+param applicationInsightsConnectionString string
+
+// The product's settings (PRODUCT.md section 4), already resolved by main.bicep.
+param rotationSchedule string
+param cosmosSubscriptionId string
+param cosmosResourceGroup string
+param cosmosAccountName string
+param keyVaultUri string
+param secretName string
+param readonlySecretName string
+param keyStrategy string
+param rotationTargets string
+param secretValidityDays int
+param minRotationIntervalMinutes int
+param maxKeyAgeDays int
+param verifyNewKey bool
+param verifyTimeoutSeconds int
+
+// Every app setting, in one place: tests/infra compares these names with cosmos_key_rotation/names.py.
+// Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
+// WEBSITE_RUN_FROM_PACKAGE, WEBSITE_CONTENTSHARE and WEBSITE_TIME_ZONE (functionAppConfig replaces
+// them), so none appears here. An empty string means "not configured" to the product.
+var appSettings = {
+  // Host storage, by identity. From accountName alone the host builds the global cloud's endpoints,
+  // wrong in Azure China and Azure US Government; the service URIs come from the account itself.
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__blobServiceUri: blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: tableEndpoint
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+
+  // Telemetry with Entra ID (local auth is off on Application Insights). The Python worker exports the
+  // product's log records with their custom dimensions; the host's telemetryMode stays classic, since
+  // OpenTelemetry mode does not support timer and queue triggers.
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+
+  // The product.
+  ROTATION_SCHEDULE: rotationSchedule
+  COSMOS_SUBSCRIPTION_ID: cosmosSubscriptionId
+  COSMOS_RESOURCE_GROUP: cosmosResourceGroup
+  COSMOS_ACCOUNT_NAME: cosmosAccountName
+  KEY_VAULT_URI: keyVaultUri
+  SECRET_NAME: secretName
+  READONLY_SECRET_NAME: readonlySecretName
+  KEY_STRATEGY: keyStrategy
+  ROTATION_TARGETS: rotationTargets
+  AZURE_CLOUD: environment().name
+  ARM_ENDPOINT: environment().resourceManager
+  AZURE_CLIENT_ID: identityClientId
+  SECRET_VALIDITY_DAYS: string(secretValidityDays)
+  MIN_ROTATION_INTERVAL_MINUTES: string(minRotationIntervalMinutes)
+  MAX_KEY_AGE_DAYS: string(maxKeyAgeDays)
+  VERIFY_NEW_KEY: verifyNewKey ? 'true' : 'false'
+  VERIFY_TIMEOUT_SECONDS: string(verifyTimeoutSeconds)
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: A zone-redundant Flex Consumption plan keeps at least two always-ready instances billed around the clock; rotations run twice a month, and the queue trigger's retries and poison queue already carry a rotation across an outage.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: Operators call the HTTP API (POST /api/rotations, GET /api/targets) from their own networks; there is no virtual network here, and every call needs a function key.
+  // checkov:skip=CKV_AZURE_17: The HTTP API authenticates callers with function keys (auth level function, PRODUCT.md section 3); requiring client certificates would break that interface.
+  // checkov:skip=CKV_AZURE_212: numberOfWorkers does not apply to Flex Consumption, which scales instances per trigger.
+  // checkov:skip=CKV_AZURE_213: App Service health check does not apply to Flex Consumption, and the app has no health endpoint: its work arrives by timer and queue.
+  name: appName
+  location: location
+  tags: union(tags, { 'azd-service-name': serviceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${blobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [
+        for setting in items(appSettings): {
+          name: setting.key
+          value: setting.value
+        }
+      ]
+    }
+  }
+}
+
+// azd and the Functions tools deploy with Entra ID; publishing with basic credentials is off.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output id string = app.id
+output name string = app.name
+output defaultHostName string = app.properties.defaultHostName

@@ -1,0 +1,101 @@
+// Role assignments in the app's resource group, each on the one resource it is for.
+//   app identity: the storage data roles the Functions host needs (blob for its state, leases and the
+//     deployment package; queue for the queue trigger and the request queue; table for the rotation
+//     records), Key Vault Secrets Officer on the vault (read the live secret's tags, publish versions),
+//     Monitoring Metrics Publisher on Application Insights (telemetry with Entra ID).
+//   operator (optional): what the command-line tool needs to run the same rotations: the same vault
+//     role, blob (the per-account lease) and table (the records). Not the host's Blob Data Owner.
+// The Cosmos DB roles are in cosmos-roles.bicep and cosmos-access.bicep.
+
+param storageAccountName string
+param keyVaultName string
+param applicationInsightsName string
+param appPrincipalId string
+@description('Object id of a user, group or service principal that runs the CLI; empty for none.')
+param operatorPrincipalId string
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string
+
+var roles = loadJsonContent('../role-definitions.json')
+var hasOperator = !empty(operatorPrincipalId)
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+var appStorageRoles = [
+  roles.storageBlobDataOwner
+  roles.storageQueueDataContributor
+  roles.storageTableDataContributor
+]
+
+var operatorStorageRoles = [
+  roles.storageBlobDataContributor
+  roles.storageTableDataContributor
+]
+
+resource appStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in appStorageRoles: {
+    name: guid(storage.id, appPrincipalId, roleId)
+    scope: storage
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+resource appVault 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, appPrincipalId, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource operatorStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in (hasOperator ? operatorStorageRoles : []): {
+    name: guid(storage.id, operatorPrincipalId, roleId)
+    scope: storage
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: operatorPrincipalId
+      principalType: operatorPrincipalType
+    }
+  }
+]
+
+resource operatorVault 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hasOperator) {
+  name: guid(vault.id, operatorPrincipalId, roles.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}

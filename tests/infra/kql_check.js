@@ -1,0 +1,37 @@
+// Checks KQL with Microsoft's Kusto language service (npm @kusto/language-service-next): syntax and
+// semantics (unknown columns, functions, wrong types) against the Log Analytics AppTraces schema.
+// Usage: node kql_check.js <package dir>  < [{"name": ..., "query": ...}, ...]
+// Prints [{"name": ..., "diagnostics": [{"severity", "code", "message", "start"}]}, ...].
+const path = require('path');
+const fs = require('fs');
+
+const packageDir = process.argv[2];
+require(path.join(packageDir, 'bridge.min.js'));
+require(path.join(packageDir, 'Kusto.Language.Bridge.min.js'));
+const K = globalThis.Kusto.Language;
+
+// Log Analytics workspace table AppTraces (Application Insights traces).
+const appTraces = K.Symbols.TableSymbol.From(
+  '(TenantId:string, TimeGenerated:datetime, Message:string, SeverityLevel:int, Properties:dynamic, ' +
+  'Measurements:dynamic, OperationName:string, OperationId:string, ParentId:string, SyntheticSource:string, ' +
+  'SessionId:string, UserId:string, UserAuthenticatedId:string, UserAccountId:string, AppVersion:string, ' +
+  'AppRoleName:string, AppRoleInstance:string, ClientType:string, ClientModel:string, ClientOS:string, ' +
+  'ClientIP:string, ClientCity:string, ClientStateOrProvince:string, ClientCountryOrRegion:string, ' +
+  'ClientBrowser:string, ResourceGUID:string, IKey:string, SDKVersion:string, ItemCount:int, ' +
+  'ReferencedItemId:string, ReferencedType:string, SourceSystem:string, Type:string, _ResourceId:string)'
+).WithName('AppTraces');
+const database = new K.Symbols.DatabaseSymbol.ctor('workspace', [appTraces]);
+const globals = K.GlobalState.Default.WithDatabase(database);
+
+const queries = JSON.parse(fs.readFileSync(0, 'utf8'));
+const results = queries.map(({ name, query }) => {
+  const code = K.KustoCode.ParseAndAnalyze(query, globals);
+  const diagnostics = code.GetDiagnostics();
+  const found = [];
+  for (let i = 0; i < diagnostics.Count; i++) {
+    const d = diagnostics.getItem(i);
+    found.push({ severity: String(d.Severity), code: d.Code, message: d.Message, start: d.Start });
+  }
+  return { name, diagnostics: found };
+});
+process.stdout.write(JSON.stringify(results));

@@ -1,0 +1,101 @@
+"""Paths and helpers for the offline checks of infra/ (the fixtures are in conftest.py).
+
+The Bicep parser (pycep) and checkov live in .venv-infra, a venv of their own because checkov pins an
+old pycep-parser; the KQL checker is Microsoft's Kusto language service from npm. When they are
+missing the tests fail, saying how to install them, rather than skip.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+MODULES = INFRA / "modules"
+QUERIES = INFRA / "queries"
+WORKBOOK = INFRA / "workbook.json"
+HERE = Path(__file__).resolve().parent
+
+INFRA_VENV = REPO / ".venv-infra"
+INFRA_PYTHON = INFRA_VENV / "bin" / "python"
+CHECKOV = INFRA_VENV / "bin" / "checkov"
+# Microsoft's Kusto language service (npm @kusto/language-service-next): a dev dependency in
+# package.json, or installed beside the infra venv.
+KUSTO_PACKAGES = (
+    REPO / "node_modules" / "@kusto" / "language-service-next",
+    INFRA_VENV / "node_modules" / "@kusto" / "language-service-next",
+)
+
+SETUP_HINT = (
+    "run `make test` (it installs it), or by hand: python3 -m venv .venv-infra && "
+    ".venv-infra/bin/pip install -r requirements-infra.txt && "
+    ".venv-infra/bin/pip install --no-deps pycep-parser==0.7.1 && "
+    "npm install --prefix .venv-infra @kusto/language-service-next@12.4.1"
+)
+
+
+def require(path: Path, what: str) -> None:
+    if not path.exists():
+        pytest.fail(f"{what} not found at {path.relative_to(REPO)}: {SETUP_HINT}", pytrace=False)
+
+
+def kusto_package() -> Path:
+    for path in KUSTO_PACKAGES:
+        if (path / "Kusto.Language.Bridge.min.js").is_file():
+            return path
+    where = " or ".join(str(path.relative_to(REPO)) for path in KUSTO_PACKAGES)
+    pytest.fail(f"The Kusto language service is not in {where}: {SETUP_HINT}", pytrace=False)
+
+
+def bicep_files() -> list[Path]:
+    return sorted(INFRA.rglob("*.bicep"))
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def workbook_queries(workbook: dict) -> dict[str, str]:
+    """{item name: KQL} for every query item of the workbook, at any depth."""
+    found: dict[str, str] = {}
+
+    def walk(items):
+        for item in items:
+            content = item.get("content", {})
+            if item.get("type") == 3:
+                found[item["name"]] = content["query"]
+            walk(content.get("items", []))
+
+    walk(workbook["items"])
+    return found
+
+
+# The Bicep replaces these placeholders before it sends a query to Azure Monitor (modules/ops.bicep).
+QUERY_PLACEHOLDERS = {"{lookbackDays}": "34"}
+
+
+def alert_queries() -> dict[str, str]:
+    """{file name: KQL as deployed, placeholders filled} for every alert query file."""
+    queries = {}
+    for path in sorted(QUERIES.glob("*.kql")):
+        text = read(path)
+        for placeholder, value in QUERY_PLACEHOLDERS.items():
+            text = text.replace(placeholder, value)
+        queries[path.name] = text
+    return queries
+
+
+def code(path: Path) -> str:
+    """A Bicep file without its full-line comments (comments may name what the code must not use)."""
+    return "\n".join(line for line in read(path).splitlines() if not line.strip().startswith("//"))
+
+
+def body(config: dict) -> dict:
+    """The body of a resource or module, under pycep's wrappers for loops and conditions."""
+    while "config" in config and ("condition" in config or "loop_type" in config):
+        config = config["config"]
+    return config
+
+
+STRING_LITERAL = re.compile(r'"([^"\\]*)"')
