@@ -22,8 +22,9 @@ class LeaseBusy(RotationError):
         super().__init__("RotationInProgress", f"another rotation of account {account} is running", transient=True)
 
 
-# HTTP statuses worth another attempt: the service may answer differently later.
-_TRANSIENT_STATUS = {408, 409, 423, 429, 500, 502, 503, 504}
+# HTTP statuses worth another attempt: the service may answer differently later. Cosmos DB answers
+# 412 PreconditionFailed to a regeneration while another operation on the account is running.
+_TRANSIENT_STATUS = {408, 409, 412, 423, 429, 500, 502, 503, 504}
 _CODES_BY_STATUS = {
     400: "BadRequest",
     401: "AuthenticationFailed",

@@ -60,10 +60,12 @@ class StorageSettings:
     connection_string: str | None = None
     account_name: str | None = None
     client_id: str | None = None
+    service_uris: tuple[tuple[str, str], ...] = ()
 
     def service_uri(self, service: str, storage_suffix: str) -> str:
         """The endpoint of `blob`, `queue` or `table` for identity-based access, in the app's cloud."""
-        return f"https://{self.account_name}.{service}.{storage_suffix}"
+        explicit = dict(self.service_uris).get(service)
+        return explicit or f"https://{self.account_name}.{service}.{storage_suffix}"
 
 
 @dataclass(frozen=True)
@@ -333,10 +335,17 @@ def _storage(env: Mapping[str, str], problems: list[str]) -> StorageSettings | N
         return StorageSettings(connection_string=connection)
     prefix = "AzureWebJobsStorage__"
     account = env.get(prefix + "accountName", "").strip() or None
+    uris = tuple((service, env[f"{prefix}{service}ServiceUri"].strip()) for service in ("blob", "queue", "table")
+                 if env.get(f"{prefix}{service}ServiceUri", "").strip())
+    for service, uri in uris:
+        problems.extend(_url_problems(f"{prefix}{service}ServiceUri", uri))
     if account is None:
+        if uris:
+            problems.append(f"{prefix}accountName is not set (the service URIs alone do not name the account)")
         return None
     if not re.match(r"^[a-z0-9]{3,24}$", account):
         problems.append(
             f"{prefix}accountName is {account!r}; expected a storage account name (3-24 lowercase letters, digits)"
         )
-    return StorageSettings(account_name=account, client_id=env.get(prefix + "clientId", "").strip() or None)
+    return StorageSettings(account_name=account, client_id=env.get(prefix + "clientId", "").strip() or None,
+                           service_uris=uris)

@@ -1,8 +1,8 @@
+import base64
 import io
 import json
 import logging
 import secrets
-import base64
 
 import pytest
 

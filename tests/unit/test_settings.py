@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from cosmos_key_rotation.names import PRODUCT_SETTINGS
+from cosmos_key_rotation.names import HOST_SETTINGS, PRODUCT_SETTINGS
 from cosmos_key_rotation.settings import SettingsError, load_settings, read_settings_file
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -119,6 +119,11 @@ def test_storage_from_connection_string_or_identity():
     assert storage.service_uri("queue", settings.cloud.storage_suffix) == "https://stfunc.queue.core.chinacloudapi.cn"
     with pytest.raises(SettingsError, match="AzureWebJobsStorage"):
         load_settings(SINGLE).require_storage()
+    sovereign = load_settings({**SINGLE, "AzureWebJobsStorage__accountName": "stfunc",
+                               "AzureWebJobsStorage__tableServiceUri": "https://stfunc.table.core.usgovcloudapi.net"})
+    assert sovereign.storage.service_uri("table", "ignored") == "https://stfunc.table.core.usgovcloudapi.net"
+    assert any("tableServiceUri" in p for p in problems(
+        {**SINGLE, "AzureWebJobsStorage__accountName": "stfunc", "AzureWebJobsStorage__tableServiceUri": "x"}))
 
 
 def test_the_loader_reads_only_the_documented_settings():
@@ -134,8 +139,7 @@ def test_the_loader_reads_only_the_documented_settings():
             return super().__getitem__(key)
 
     load_settings(Recording(SINGLE))
-    documented = set(PRODUCT_SETTINGS) | {"AzureWebJobsStorage", "AzureWebJobsStorage__accountName",
-                                           "AzureWebJobsStorage__clientId"}
+    documented = set(PRODUCT_SETTINGS) | set(HOST_SETTINGS) | {"AzureWebJobsStorage"}
     assert read <= documented
     assert set(PRODUCT_SETTINGS) - {"ROTATION_TARGETS"} <= read | {"ROTATION_TARGETS"}
 
@@ -147,7 +151,7 @@ def test_settings_file_values(tmp_path):
     path.write_text("{")
     with pytest.raises(SettingsError, match="not valid JSON"):
         read_settings_file(path)
-    with pytest.raises(SettingsError, match="missing.json"):
+    with pytest.raises(SettingsError, match=r"missing\.json"):
         read_settings_file(tmp_path / "missing.json")
 
 
