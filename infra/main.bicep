@@ -1,5 +1,5 @@
 // Cosmos DB key rotation: everything the function app needs, in one subscription-scope deployment.
-// `azd up` provisions it (azure.yaml); `az deployment sub create` works too (docs/deploy.md).
+// `azd up` provisions it (azure.yaml); `az deployment sub create` works too (README, "Deploy").
 // Cloud-specific endpoints and names come from environment() or from the resources themselves, so the
 // same template deploys to Azure, Azure China and Azure US Government.
 targetScope = 'subscription'
@@ -67,7 +67,7 @@ param secretName string = ''
 @description('Key Vault secret for the read-only connection string. Empty: none.')
 param readonlySecretName string = ''
 
-@description('ROTATION_TARGETS: a JSON array of targets that replaces the single target (the account and vault deployed here), or empty. Accounts and vaults it names need the app\'s roles there too (docs/deploy.md).')
+@description('ROTATION_TARGETS: a JSON array of targets that replaces the single target (the account and vault deployed here), or empty. Accounts and vaults it names need the app\'s roles there too (README, "Deploy").')
 param rotationTargets string = ''
 
 @minValue(1)
