@@ -20,6 +20,7 @@ FIELDS = (
     "id", "target", "status", "trigger", "requestedKeyKind", "force", "keyKind", "previousKeyKind",
     "secretName", "secretVersion", "readonlyKeyKind", "readonlySecretVersion", "reason", "errorCode",
     "errorMessage", "attempt", "requestedAt", "startedAt", "finishedAt", "durationMs",
+    "regeneratingKeyKind", "regenerationRequestedAt",
 )
 
 

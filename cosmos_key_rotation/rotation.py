@@ -37,6 +37,7 @@ TRIGGERS = ("timer", "http", "cli")
 # A secret published without our keyGeneratedAt tag is compared by its creation time, which Key Vault
 # keeps in whole seconds: allow for that rounding.
 _CREATED_ON_ROUNDING = timedelta(seconds=1)
+_CLOCK_SKEW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class Rotator:
                      events: EventLog) -> tuple[AccountState, str]:
         """Steps 2 to 5 for one pair; returns the account as it is now and the published version."""
         if plan.action == "rotate":
-            account = self.regenerate(target, plan, events)
+            account = self.regenerate(target, plan, request, events)
         connection_string = self.read(target, plan.kind, account)
         self.verify(target, plan, connection_string, account, events)
         version = self.publish(target, plan, connection_string, account, request)
@@ -213,17 +214,19 @@ class Rotator:
         kind = self._choose_kind(target, pair, live_kind, request)
         if live is not None and live.rotation_id == request.id:
             return Plan(pair, live, live_kind, live_kind or kind, "done")
-        if _regenerated_since_published(kind, account, live):
+        if _regenerated_since_published(kind, account, live) or self._regenerated_by(request, kind, account):
             return Plan(pair, live, live_kind, kind, "resume")
         left = self._cooldown_left(live)
         if left is not None and not request.force:
             return Plan(pair, live, live_kind, kind, "cooldown", left)
         return Plan(pair, live, live_kind, kind, "rotate")
 
-    def regenerate(self, target: Target, plan: Plan, events: EventLog) -> AccountState:
+    def regenerate(self, target: Target, plan: Plan, request: RotationRequest, events: EventLog) -> AccountState:
         """Step 2. Not repeatable by nature, which is why `plan` sends an interrupted attempt to
-        `resume` instead: after this returns, the account's keysMetadata remembers it for us."""
+        `resume` instead: the account's keysMetadata remembers the regeneration, and the record says this
+        request asked for it (which matters when no secret was published yet to compare with)."""
         started = time.monotonic()
+        self._save(request.id, regeneratingKeyKind=plan.kind, regenerationRequestedAt=_now_text())
         self.accounts.regenerate(target, plan.kind)
         account = self.accounts.get(target)
         events.emit("KeyRegenerated", f"KeyRegenerated {target.name} {plan.kind}", keyKind=plan.kind,
@@ -323,6 +326,17 @@ class Rotator:
                 return pair.kinds[1]  # nothing published yet: start with the secondary, as the original script
             return pair.kinds[0] if live_kind == pair.kinds[1] else pair.kinds[1]
         return requested or _pair_kind(target.strategy, pair)
+
+    def _regenerated_by(self, request: RotationRequest, kind: str, account: AccountState) -> bool:
+        """Whether an earlier attempt of this same request regenerated `kind` and did not publish it."""
+        record = self.records.get(request.id) if self.records is not None and not request.dry_run else None
+        if not record or record.get("regeneratingKeyKind") != kind:
+            return False
+        asked = _parse_iso(record.get("regenerationRequestedAt"))
+        generated = account.key_generated_at.get(kind)
+        # Two clocks (ours, the account's): allow for skew. Resuming is always safe, since `kind` is not
+        # the live key; regenerating twice is what must not happen.
+        return asked is not None and generated is not None and generated >= asked - _CLOCK_SKEW
 
     def _cooldown_left(self, live: LiveSecret | None) -> timedelta | None:
         if live is None or live.created_on is None:

@@ -194,3 +194,17 @@ def test_concurrent_http_request_is_refused_while_a_rotation_holds_the_lease(wor
         holder.join()
     assert response.status_code == 409
     assert json.loads(response.get_body())["error"]["code"] == "RotationInProgress"
+
+
+def test_first_rotation_interrupted_before_any_secret_resumes_on_redelivery(world):
+    # Key Vault fails the first delivery's publication (the call and azure-core's three retries): the
+    # secondary key is regenerated and no secret exists yet. The host's redelivery must not regenerate it
+    # again; the record says this request already did.
+    world.admin.add_fault({"service": "vault", "operation": "setSecret", "status": 500, "count": 4})
+    host = world.host()
+    host.run_timer("scheduled_rotation")
+    assert host.process_queues() == 2
+    secret = world.live_secret()
+    assert secret.properties.tags["keyKind"] == "secondary"
+    assert world.regenerations()["secondary"] == 1
+    assert world.key_works(secret.value)

@@ -69,12 +69,23 @@ class FakeVerifier:
         return 1
 
 
+class FakeRecords:
+    def __init__(self) -> None:
+        self.rows: dict[str, dict] = {}
+
+    def save(self, rotation_id, **fields):
+        self.rows.setdefault(rotation_id, {}).update({k: v for k, v in fields.items() if v is not None})
+
+    def get(self, rotation_id):
+        return self.rows.get(rotation_id)
+
+
 def make(strategy="alternate", readonly=None, cooldown=60):
     target = Target("docdb-test", "11111111-2222-3333-4444-555555555555", "rg", "docdb-test",
                     "https://kv.vault.azure.cn/", "cs", readonly, strategy)
     settings = Settings(targets=(target,), min_rotation_interval_minutes=cooldown)
     accounts, vault, verifier = FakeAccounts(), FakeVault(), FakeVerifier()
-    rotator = Rotator(settings, accounts, lambda uri: vault, verifier)
+    rotator = Rotator(settings, accounts, lambda uri: vault, verifier, records=FakeRecords())
     return rotator, accounts, vault, verifier
 
 
@@ -128,6 +139,19 @@ def test_retry_after_crash_does_not_regenerate_twice():
     assert result.outcome == "succeeded" and result.key_kind == "primary"
     assert accounts.regenerated == ["secondary", "primary"]
     assert vault.live("cs").value == connection_string(ENDPOINT, accounts.keys_["primary"])
+
+
+def test_first_rotation_interrupted_before_any_secret_resumes_on_redelivery():
+    rotator, accounts, vault, _ = make()
+    request = RotationRequest.new("docdb-test", "timer")
+    vault.publish = lambda *args: (_ for _ in ()).throw(RotationError("Throttled", "busy", transient=True))
+    failed = rotator.rotate(request)
+    assert (failed.outcome, failed.transient) == ("failed", True)
+    del vault.publish  # Key Vault answers again
+    resumed = rotator.rotate(request)
+    assert resumed.outcome == "succeeded"
+    assert accounts.regenerated == ["secondary"]
+    assert vault.live("cs").value == connection_string(ENDPOINT, accounts.keys_["secondary"])
 
 
 def test_redelivered_request_after_publication_only_records():
