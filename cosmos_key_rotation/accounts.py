@@ -69,15 +69,19 @@ class Accounts:
 
     def regenerate(self, target: Target, kind: str) -> None:
         """Regenerate one key and wait for the long-running operation to finish."""
+        from azure.mgmt.core.polling.arm_polling import ARMPolling
         from azure.mgmt.cosmosdb.models import DatabaseAccountRegenerateKeyParameters
 
         client = self._client_for(target.subscription_id)
+        # The operation returns nothing, so its status document is the final state: no GET of the
+        # Location URL afterwards, one request and one permission fewer.
+        polling = ARMPolling(self._polling_interval, lro_options={"final-state-via": "azure-async-operation"})
         try:
             poller = client.database_accounts.begin_regenerate_key(
                 target.resource_group,
                 target.account,
                 DatabaseAccountRegenerateKeyParameters(key_kind=kind),
-                polling_interval=self._polling_interval,
+                polling=polling,
             )
             poller.result()
         except Exception as exc:

@@ -208,3 +208,27 @@ def test_first_rotation_interrupted_before_any_secret_resumes_on_redelivery(worl
     assert secret.properties.tags["keyKind"] == "secondary"
     assert world.regenerations()["secondary"] == 1
     assert world.key_works(secret.value)
+
+
+def test_a_rotation_calls_only_the_resource_manager_actions_the_custom_role_grants(world):
+    from cosmos_key_rotation.names import ARM_ACTIONS
+
+    operations = ("getAccount", "listKeys", "readonlyKeys", "listConnectionStrings", "regenerateKey",
+                  "operationStatus", "operationResult")
+    for operation in operations:  # rules that only count the requests they see
+        world.admin.add_fault({"service": "arm", "operation": operation, "delaySeconds": 0.001, "count": -1})
+    world.set(READONLY_SECRET_NAME=f"{world.account}-readonly")
+    host = world.host()
+    host.run_timer("scheduled_rotation")
+    host.process_queues()
+    host.call_http("targets", "GET", "/api/targets")
+    used = {rule["operation"] for rule in world.admin.faults() if rule["matched"]}
+    actions = {
+        "getAccount": "Microsoft.DocumentDB/databaseAccounts/read",
+        "listKeys": "Microsoft.DocumentDB/databaseAccounts/listKeys/action",
+        "regenerateKey": "Microsoft.DocumentDB/databaseAccounts/regenerateKey/action",
+        # Polling reads the operation status at subscription scope; the Bicep grants that read apart.
+        "operationStatus": None,
+    }
+    assert used == set(actions)
+    assert {action for action in actions.values() if action} == set(ARM_ACTIONS)
