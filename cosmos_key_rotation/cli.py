@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -44,8 +45,6 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         print(f"error: {error}", file=stderr)
         return EXIT_USAGE
     finally:
-        import logging
-
         logging.getLogger().removeHandler(handler)
 
 

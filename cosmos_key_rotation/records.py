@@ -6,11 +6,11 @@ Two kinds of row: one per rotation (PartitionKey `rotation`, RowKey the rotation
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from .errors import from_sdk
 from .names import TABLE_NAME
+from .times import now_text
 
 STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
 FINAL_STATUSES = ("succeeded", "failed", "skipped")
@@ -22,10 +22,6 @@ FIELDS = (
     "errorMessage", "attempt", "requestedAt", "startedAt", "finishedAt", "durationMs",
     "regeneratingKeyKind", "regenerationRequestedAt",
 )
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Records:
@@ -60,7 +56,7 @@ class Records:
             "RowKey": fields["target"],
             "lastRotationId": rotation_id,
             "lastStatus": fields["status"],
-            "lastFinishedAt": fields.get("finishedAt") or now(),
+            "lastFinishedAt": fields.get("finishedAt") or now_text(),
         }
         if fields["status"] == "succeeded":
             latest["lastSucceededAt"] = latest["lastFinishedAt"]

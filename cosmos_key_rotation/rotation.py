@@ -28,6 +28,7 @@ from .accounts import METADATA_NAMES, READ_ONLY_KINDS, READ_WRITE_KINDS, Account
 from .errors import LeaseBusy, RotationError
 from .events import EventLog
 from .settings import Settings, Target
+from .times import iso, now_text, parse_iso
 from .vault import LiveSecret, Vault
 from .verification import Verifier
 
@@ -142,7 +143,7 @@ class Rotator:
         result.secret_name = target.secret_name
         if not request.dry_run:
             self._save(request.id, status="running", target=target.name, trigger=request.trigger,
-                       attempt=request.attempt, startedAt=_now_text(), secretName=target.secret_name)
+                       attempt=request.attempt, startedAt=now_text(), secretName=target.secret_name)
         events.emit("RotationStarted", f"RotationStarted {target.name}", keyKind=request.key_kind)
         account: AccountState | None = None
         try:
@@ -226,7 +227,7 @@ class Rotator:
         `resume` instead: the account's keysMetadata remembers the regeneration, and the record says this
         request asked for it (which matters when no secret was published yet to compare with)."""
         started = time.monotonic()
-        self._save(request.id, regeneratingKeyKind=plan.kind, regenerationRequestedAt=_now_text())
+        self._save(request.id, regeneratingKeyKind=plan.kind, regenerationRequestedAt=now_text())
         self.accounts.regenerate(target, plan.kind)
         account = self.accounts.get(target)
         events.emit("KeyRegenerated", f"KeyRegenerated {target.name} {plan.kind}", keyKind=plan.kind,
@@ -254,13 +255,13 @@ class Rotator:
         tags = {
             "cosmosAccount": target.account_id,
             "keyKind": plan.kind,
-            "rotatedAt": _now_text(),
+            "rotatedAt": now_text(),
             "rotationId": request.id,
             "trigger": request.trigger,
         }
         generated = account.key_generated_at.get(plan.kind)
         if generated is not None:
-            tags["keyGeneratedAt"] = _iso(generated)
+            tags["keyGeneratedAt"] = iso(generated)
         vault = self.vault_for(target.key_vault_uri)
         return vault.publish(plan.pair.secret_name, connection_string, tags, self.settings.secret_validity_days)
 
@@ -270,7 +271,7 @@ class Rotator:
         result.duration_ms = _ms(started)
         if account is not None:
             result.key_generated_at = {
-                METADATA_NAMES[kind]: _iso(value) for kind, value in account.key_generated_at.items() if value
+                METADATA_NAMES[kind]: iso(value) for kind, value in account.key_generated_at.items() if value
             }
         retrying = result.outcome == "failed" and result.transient and request.retryable
         if not request.dry_run:
@@ -280,7 +281,7 @@ class Rotator:
                 previousKeyKind=result.previous_key_kind, secretVersion=result.secret_version,
                 readonlyKeyKind=result.readonly_key_kind, readonlySecretVersion=result.readonly_secret_version,
                 reason=result.reason, errorCode=result.error_code, errorMessage=result.error_message,
-                finishedAt=None if retrying else _now_text(), durationMs=result.duration_ms,
+                finishedAt=None if retrying else now_text(), durationMs=result.duration_ms,
             )
         _emit_outcome(events, result, retrying, self.settings.max_key_age_days)
         return result
@@ -332,7 +333,7 @@ class Rotator:
         record = self.records.get(request.id) if self.records is not None and not request.dry_run else None
         if not record or record.get("regeneratingKeyKind") != kind:
             return False
-        asked = _parse_iso(record.get("regenerationRequestedAt"))
+        asked = parse_iso(record.get("regenerationRequestedAt"))
         generated = account.key_generated_at.get(kind)
         # Two clocks (ours, the account's): allow for skew. Resuming is always safe, since `kind` is not
         # the live key; regenerating twice is what must not happen.
@@ -372,7 +373,7 @@ def _regenerated_since_published(kind: str, account: AccountState, live: LiveSec
     generated = account.key_generated_at.get(kind)
     if live is None or generated is None:
         return False
-    tagged = _parse_iso(live.tags.get("keyGeneratedAt"))
+    tagged = parse_iso(live.tags.get("keyGeneratedAt"))
     if tagged is not None:  # both times come from the account's keysMetadata: one clock
         return generated > tagged
     return live.created_on is not None and generated > live.created_on + _CREATED_ON_ROUNDING
@@ -408,26 +409,6 @@ def _emit_outcome(events: EventLog, result: RotationResult, retrying: bool, max_
 
 def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-def _now_text() -> str:
-    return _iso(datetime.now(timezone.utc))
-
-
-def _iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _parse_iso(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _camel(name: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from .errors import from_sdk
 from .names import QUEUE_NAME
 from .rotation import RotationRequest
+from .times import now_text
 
 
 class BadMessage(ValueError):
@@ -72,17 +73,16 @@ def enqueue(records: Any, queue: RotationQueue, request: RotationRequest, event:
     """Record a rotation as queued, then put it on the queue. The record comes first so that the
     status route can answer for the id as soon as the caller has it."""
     from .events import emit
-    from .records import now
 
     records.save(request.id, status="queued", target=request.target, trigger=request.trigger,
-                 requestedKeyKind=request.key_kind, force=request.force, requestedAt=now(),
+                 requestedKeyKind=request.key_kind, force=request.force, requestedAt=now_text(),
                  secretName=target.secret_name)
     try:
         queue.send(request)
     except Exception as exc:
         error = from_sdk(exc, "Storage", f"enqueue a rotation of {request.target}")
         records.save(request.id, status="failed", target=request.target, errorCode=error.code,
-                     errorMessage=error.message, finishedAt=now())
+                     errorMessage=error.message, finishedAt=now_text())
         raise error from None
     emit(event, f"{event} {request.target}", rotationId=request.id, trigger=request.trigger,
          target=request.target, subscriptionId=target.subscription_id, resourceGroup=target.resource_group,

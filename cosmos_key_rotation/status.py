@@ -11,6 +11,7 @@ from .accounts import METADATA_NAMES
 from .errors import RotationError, from_sdk
 from .runtime import Runtime
 from .settings import Target
+from .times import iso, utc
 
 
 def all_targets(runtime: Runtime, max_workers: int = 8) -> list[dict[str, Any]]:
@@ -47,7 +48,7 @@ def _live(runtime: Runtime, target: Target) -> dict[str, Any]:
     return {
         "liveKeyKind": live.key_kind,
         "secretVersion": live.version,
-        "secretPublishedAt": _iso(live.created_on),
+        "secretPublishedAt": iso(live.created_on) if live.created_on else None,
     }
 
 
@@ -57,9 +58,9 @@ def _key_ages(runtime: Runtime, target: Target) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     keys = {}
     for kind, generated in account.key_generated_at.items():
-        age = (now - _aware(generated)).total_seconds() / 86400 if generated else None
+        age = (now - utc(generated)).total_seconds() / 86400 if generated else None
         keys[METADATA_NAMES[kind]] = {
-            "generatedAt": _iso(generated),
+            "generatedAt": iso(generated) if generated else None,
             "ageDays": round(age, 1) if age is not None else None,
             "compliant": age is not None and age < limit,
         }
@@ -70,9 +71,3 @@ def _key_ages(runtime: Runtime, target: Target) -> dict[str, Any]:
     }
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return _aware(value).isoformat().replace("+00:00", "Z") if value else None

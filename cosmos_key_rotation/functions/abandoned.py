@@ -9,9 +9,9 @@ import azure.functions as func
 
 from ..events import emit
 from ..names import POISON_QUEUE_NAME, STORAGE_CONNECTION
-from ..records import now
 from ..rotation_queue import BadMessage, from_message
 from ..runtime import get_runtime
+from ..times import now_text
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -31,7 +31,7 @@ def abandoned_rotation(msg: func.QueueMessage) -> None:
     message = (f"gave up after {record.get('attempt', '?')} attempts; last error: "
                f"{record.get('errorMessage') or 'unknown'}")
     runtime.records.save(request.id, status="failed", target=request.target, errorCode=code,
-                         errorMessage=message, finishedAt=now())
+                         errorMessage=message, finishedAt=now_text())
     target = runtime.settings.targets_by_name.get(request.target)
     emit("RotationAbandoned", f"RotationAbandoned {request.target} {code}: {message}", logging.ERROR,
          rotationId=request.id, trigger=request.trigger, target=request.target, outcome="failed",
