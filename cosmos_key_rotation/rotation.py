@@ -175,13 +175,11 @@ class Rotator:
         plans = [self.plan(target, pair, account, request) for pair in pairs_of(target)]
         work = [p for p in plans if p.action in ("rotate", "resume")]
         if not work:
-            done = [p for p in plans if p.action == "done"]
-            if done:  # an earlier delivery of this same request published everything: only record it
-                self._describe(result, plans)
-                result.outcome = "succeeded"
-                return account
-            result.outcome, result.reason = "skipped", _cooldown_reason(plans[0], self.settings)
             self._describe(result, plans)
+            if any(p.action == "done" for p in plans):  # an earlier delivery published it all: only record
+                result.outcome = "succeeded"
+            else:
+                result.outcome, result.reason = "skipped", _cooldown_reason(plans[0], self.settings)
             return account
         published: dict[str, str] = {}
         for plan in work:
@@ -313,7 +311,8 @@ class Rotator:
                                                  if k in pair.kinds})
 
     def _choose_kind(self, target: Target, pair: Pair, live_kind: str | None, request: RotationRequest) -> str:
-        requested = _pair_kind(request.key_kind, pair) if request.key_kind else None
+        # A requested key kind picks the read-write key; the read-only pair follows its own secret.
+        requested = request.key_kind if request.key_kind and not pair.read_only else None
         if target.strategy == "alternate":
             if requested is not None and requested == live_kind:
                 raise RotationError(

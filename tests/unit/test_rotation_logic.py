@@ -198,6 +198,15 @@ def test_read_only_pair_alternates_into_its_own_secret():
     assert vault.live("cs-ro").value == connection_string(ENDPOINT, accounts.keys_["primaryReadonly"])
 
 
+def test_a_requested_key_kind_picks_the_read_write_key_only():
+    rotator, _, vault, _ = make(readonly="cs-ro", cooldown=0)
+    rotate(rotator)  # secondary + secondaryReadonly live
+    vault.versions["cs"].pop()  # the read-write secret back to nothing: the pairs are out of step
+    result = rotate(rotator, key_kind="secondary")
+    assert (result.key_kind, result.readonly_key_kind) == ("secondary", "primaryReadonly")
+    assert result.outcome == "succeeded"
+
+
 def test_dry_run_changes_nothing():
     rotator, accounts, vault, _ = make()
     result = rotate(rotator, dry_run=True)
