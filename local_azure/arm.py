@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .faults import FaultRegistry, apply_fault
-from .http import BadRequestBody, Request, Response
+from .http import BadRequestBody, Request, Response, ServiceError, error_envelope
 from .state import KEY_FIELDS, KEY_KINDS, Account, EmulatorState, Regeneration, StateError, account_ref, iso_utc
 
 # Audiences a Resource Manager token may be issued for, in every cloud (plus the emulator's own URL).
@@ -63,17 +63,12 @@ _ROUTES: list[tuple[re.Pattern[str], str, frozenset[str]]] = [
 ]
 
 
-class ArmError(Exception):
+class ArmError(ServiceError):
     """Raised by handlers; rendered as ARM's ``{"error": {"code", "message"}}``."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
 
 
 def arm_error(status: int, code: str | None, message: str) -> Response:
-    return Response(status, {"error": {"code": code or _ERROR_CODES.get(status, "Error"), "message": message}})
+    return error_envelope(status, code, message, _ERROR_CODES)
 
 
 def region_short(name: str) -> str:

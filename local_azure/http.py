@@ -300,3 +300,18 @@ def stop_all(listeners: list[Listener]) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
+
+
+class ServiceError(Exception):
+    """Raised by a service's handler; the service renders it in its own error format."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+def error_envelope(status: int, code: str | None, message: str, codes: dict[int, str]) -> Response:
+    """The ``{"error": {"code", "message"}}`` answer Resource Manager and Key Vault share; `codes` are the
+    service's default codes by status."""
+    return Response(status, {"error": {"code": code or codes.get(status, "Error"), "message": message}})

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .faults import FaultRegistry, apply_fault
-from .http import BadRequestBody, Request, Response
+from .http import BadRequestBody, Request, Response, ServiceError, error_envelope
 from .state import EmulatorState, Secret, SecretVersion, StateError, Vault
 
 VAULT_AUDIENCES = frozenset({
@@ -45,15 +45,12 @@ _ERROR_CODES = {
 }
 
 
-class VaultError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
+class VaultError(ServiceError):
+    """Raised by handlers; rendered as Key Vault's ``{"error": {"code", "message"}}``."""
 
 
 def vault_error(status: int, code: str | None, message: str) -> Response:
-    return Response(status, {"error": {"code": code or _ERROR_CODES.get(status, "Error"), "message": message}})
+    return error_envelope(status, code, message, _ERROR_CODES)
 
 
 def valid_vault_name(name: str) -> bool:
