@@ -33,7 +33,7 @@ from .admin import AdminClient
 from .arm import ArmService, account_json
 from .control import ControlApi
 from .dataplane import DataPlaneService
-from .faults import FaultRegistry
+from .faults import OPERATIONS, FaultRegistry
 from .http import Listener, stop_all
 from .identity import TOKEN_PATH, IdentityService
 from .keyvault import VaultService, new_vault
@@ -74,7 +74,7 @@ class Emulator:
         self.data_plane_host = DATA_PLANE_HOST if host == "127.0.0.1" else host
         self.default_vault = default_vault
         self._ports = {"arm": arm_port, "identity": identity_port, "vault": vault_port}
-        self.faults = FaultRegistry()
+        self.faults = FaultRegistry(set(OPERATIONS) - {"storage"})  # storage faults: Azurite.faults
         self.state = EmulatorState(identity_header=secrets.token_urlsafe(32), tenant_id=str(uuid.uuid4()))
         self._lock = threading.RLock()
         self._listeners: dict[str, Listener] = {}

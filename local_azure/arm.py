@@ -10,13 +10,15 @@ ARM. ``/_emulator/*`` on the same port is the admin API (see ``control.py``).
 
 from __future__ import annotations
 
+import datetime
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .faults import FaultRegistry, apply_fault
+from .faults import FaultRegistry, FaultRule, answer
 from .http import BadRequestBody, Request, Response, ServiceError, error_envelope
 from .state import KEY_FIELDS, KEY_KINDS, Account, EmulatorState, Regeneration, StateError, account_ref, iso_utc
 
@@ -91,12 +93,13 @@ def _location_json(account: Account, name: str, priority: int) -> dict[str, Any]
     }
 
 
-def keys_metadata_json(account: Account) -> dict[str, Any]:
-    return {KEY_FIELDS[k]: {"generationTime": iso_utc(account.generated[k])} for k in KEY_KINDS}
+def keys_metadata_json(generated: dict[str, datetime.datetime]) -> dict[str, Any]:
+    return {KEY_FIELDS[k]: {"generationTime": iso_utc(generated[k])} for k in KEY_KINDS}
 
 
-def account_json(account: Account) -> dict[str, Any]:
-    """The account as ``DatabaseAccountGetResults`` (the shape of a real ``GET``)."""
+def account_json(account: Account, stale: bool = False) -> dict[str, Any]:
+    """The account as ``DatabaseAccountGetResults`` (the shape of a real ``GET``); ``stale``: as it was before
+    its last completed regeneration (a read that lags behind a finished operation)."""
     locations = [_location_json(account, name, i) for i, name in enumerate(account.locations)]
     return {
         "id": account.resource_id,
@@ -133,7 +136,7 @@ def account_json(account: Account) -> dict[str, Any]:
             "publicNetworkAccess": "Enabled",
             "disableLocalAuth": False,
             "minimalTlsVersion": "Tls12",
-            "keysMetadata": keys_metadata_json(account),
+            "keysMetadata": keys_metadata_json(account.generated_before_last() if stale else account.generated),
         },
     }
 
@@ -159,6 +162,16 @@ def _parse_key_kind(request: Request) -> str:
     return match
 
 
+@dataclass
+class _Call:
+    """One routed request: its account, its operation (status and result polls) and its fault rule."""
+
+    request: Request
+    account: Account
+    operation: Regeneration | None
+    rule: FaultRule | None
+
+
 class ArmService:
     """Routes Resource Manager requests for Cosmos DB accounts."""
 
@@ -170,7 +183,7 @@ class ArmService:
         self._faults = faults
         self._control = control
         self.base_url = ""  # set once the listener knows its port
-        self._handlers: dict[str, Callable[[Request, dict[str, str]], Response]] = {
+        self._handlers: dict[str, Callable[[_Call], Response]] = {
             "getAccount": self._get_account,
             "listKeys": self._list_keys,
             "readonlyKeys": self._readonly_keys,
@@ -205,7 +218,15 @@ class ArmService:
         if not request.param("api-version"):
             raise ArmError(400, "MissingApiVersionParameter",
                            "The api-version query parameter (?api-version=) is required for all requests.")
-        return self._handlers[operation](request, groups)
+        if operation in ("operationStatus", "operationResult"):
+            account, op = self._operation(groups)
+        else:
+            account, op = self._account(groups), None
+        # The rule is taken once the target is known to exist (a 404 never uses one). Every effect, "acted"
+        # included, is applied around the handler; the handler itself reads "lroStatus" and "stale".
+        rule = self._faults.take("arm", operation, account.name)
+        call = _Call(request, account, op, rule)
+        return answer(rule, arm_error, lambda: self._handlers[operation](call))
 
     @staticmethod
     def _route(path: str) -> tuple[str, dict[str, str], frozenset[str]]:
@@ -238,44 +259,36 @@ class ArmService:
                            f"The access token has been obtained for wrong audience or resource '{info.audience}'. "
                            "It should match a Resource Manager audience.", challenge)
 
-    # ----- faults and lookups -----------------------------------------------
+    # ----- lookups ----------------------------------------------------------
 
-    def _raise_fault(self, operation: str, account_name: str) -> None:
-        faulted = apply_fault(self._faults.take("arm", operation, account_name), arm_error)
-        if faulted is not None:
-            error = faulted.body["error"]
-            raise ArmError(faulted.status, error["code"], error["message"], faulted.headers)
-
-    def _account(self, groups: dict[str, str], operation: str) -> Account:
+    def _account(self, groups: dict[str, str]) -> Account:
         account = self._state.account(account_ref(groups["sub"], groups["rg"], groups["name"]))
         if account is None:
             raise ArmError(404, "ResourceNotFound",
                            f"The Resource 'Microsoft.DocumentDB/databaseAccounts/{groups['name']}' under resource "
                            f"group '{groups['rg']}' was not found. For more details please go to "
                            "https://aka.ms/ARMResourceNotFoundFix")
-        if operation != "regenerateKey":  # regenerateKey takes its rule itself: it may carry an lroStatus
-            self._raise_fault(operation, account.name)
         return account
 
     # ----- operations -------------------------------------------------------
 
-    def _get_account(self, request: Request, groups: dict[str, str]) -> Response:
-        account = self._account(groups, "getAccount")
+    def _get_account(self, call: _Call) -> Response:
+        stale = call.rule is not None and call.rule.stale
         with self._state.lock:
-            return Response(200, account_json(account))
+            return Response(200, account_json(call.account, stale=stale))
 
-    def _list_keys(self, request: Request, groups: dict[str, str]) -> Response:
-        account = self._account(groups, "listKeys")
+    def _list_keys(self, call: _Call) -> Response:
+        account = call.account
         with self._state.lock:
             return Response(200, {KEY_FIELDS[k]: account.keys[k] for k in KEY_KINDS})
 
-    def _readonly_keys(self, request: Request, groups: dict[str, str]) -> Response:
-        account = self._account(groups, "readonlyKeys")
+    def _readonly_keys(self, call: _Call) -> Response:
+        account = call.account
         with self._state.lock:
             return Response(200, {KEY_FIELDS[k]: account.keys[k] for k in ("primaryReadonly", "secondaryReadonly")})
 
-    def _list_connection_strings(self, request: Request, groups: dict[str, str]) -> Response:
-        account = self._account(groups, "listConnectionStrings")
+    def _list_connection_strings(self, call: _Call) -> Response:
+        account = call.account
         with self._state.lock:
             strings = [
                 {"connectionString": connection_string(account, kind), "description": description,
@@ -284,13 +297,10 @@ class ArmService:
             ]
         return Response(200, {"connectionStrings": strings})
 
-    def _regenerate_key(self, request: Request, groups: dict[str, str]) -> Response:
-        account = self._account(groups, "regenerateKey")
+    def _regenerate_key(self, call: _Call) -> Response:
+        request, account, rule = call.request, call.account, call.rule
         key_kind = _parse_key_kind(request)
-        rule = self._faults.take("arm", "regenerateKey", account.name)
-        faulted = apply_fault(rule, arm_error)  # for an lroStatus rule: only its delay
-        if faulted is not None:
-            return faulted
+        # A rule with "acted" gets here too: the regeneration really starts, and then its answer is replaced.
         lro_status = rule.lro_status if rule is not None else None
         error = {"code": rule.error_code or "InternalServerError", "message": rule.message} if lro_status else None
         try:
@@ -314,11 +324,10 @@ class ArmService:
         return (f"{self.base_url}{account.resource_id}/regenerateKey/operationResults/{op.operation_id}"
                 f"?api-version={quote(api_version)}")
 
-    def _operation(self, groups: dict[str, str], operation: str) -> tuple[Account, Regeneration]:
+    def _operation(self, groups: dict[str, str]) -> tuple[Account, Regeneration]:
         found = self._state.operation(groups["op"])
         if found is None or found[0].subscription_id.lower() != groups["sub"].lower():
             raise ArmError(404, "NotFound", f"The operation '{groups['op']}' was not found.")
-        self._raise_fault(operation, found[0].name)
         return found
 
     def _poll_headers(self) -> dict[str, str]:
@@ -330,8 +339,9 @@ class ArmService:
             return {"Retry-After": str(millis // 1000)}
         return {"retry-after-ms": str(millis)}
 
-    def _operation_status(self, request: Request, groups: dict[str, str]) -> Response:
-        account, op = self._operation(groups, "operationStatus")
+    def _operation_status(self, call: _Call) -> Response:
+        account, op = call.account, call.operation
+        assert op is not None
         with self._state.lock:
             body: dict[str, Any] = {
                 "id": f"{account.resource_id}/operationsStatus/{op.operation_id}",
@@ -345,10 +355,11 @@ class ArmService:
                 body["error"] = dict(op.error)
         return Response(200, body, self._poll_headers() if op.status == "InProgress" else {})
 
-    def _operation_result(self, request: Request, groups: dict[str, str]) -> Response:
-        _, op = self._operation(groups, "operationResult")
+    def _operation_result(self, call: _Call) -> Response:
+        op = call.operation
+        assert op is not None
         if op.status == "InProgress":
-            headers = {"Location": f"{self.base_url}{request.target}", **self._poll_headers()}
+            headers = {"Location": f"{self.base_url}{call.request.target}", **self._poll_headers()}
             return Response(202, None, headers)
         if op.status != "Succeeded":
             error = op.error or {"code": "OperationCanceled", "message": "The operation was canceled."}

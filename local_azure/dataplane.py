@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from .arm import region_display
-from .faults import FaultRegistry, apply_fault
+from .faults import FaultRegistry, answer
 from .http import Request, Response
 from .state import KEY_KINDS, READ_WRITE_KINDS, Account, EmulatorState
 
@@ -139,13 +139,15 @@ class DataPlaneService:
         except Unauthorized:
             return data_plane_error(401, "Unauthorized", _UNAUTHORIZED)
         operation = _operation(request)
-        faulted = apply_fault(self._faults.take("dataplane", operation, account.name), data_plane_error)
-        if faulted is not None:
-            if "Retry-After" in faulted.headers:
-                # The Cosmos SDK's throttling retry reads milliseconds from its own header.
-                seconds = float(faulted.headers["Retry-After"])
-                faulted.headers["x-ms-retry-after-ms"] = str(int(seconds * 1000))
-            return faulted
+        rule = self._faults.take("dataplane", operation, account.name)
+        response = answer(rule, data_plane_error, lambda: self._serve(request, account, operation))
+        if rule is not None and rule.status is not None and "Retry-After" in response.headers:
+            # The Cosmos SDK's throttling retry reads milliseconds from its own header.
+            seconds = float(response.headers["Retry-After"])
+            response.headers["x-ms-retry-after-ms"] = str(int(seconds * 1000))
+        return response
+
+    def _serve(self, request: Request, account: Account, operation: str) -> Response:
         if operation == "readAccount":
             return Response(200, self._account_document(account))
         if operation == "listDatabases" and _is_read(request):

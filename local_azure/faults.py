@@ -1,21 +1,23 @@
-"""Fault injection: throttling, server errors, latency and failed long-running operations.
+"""Fault injection: throttling, server errors, latency, dropped connections, lost answers, stale reads and
+failed long-running operations.
 
 Rules are kept in the order they were added. A request takes the first rule that
-matches its service, operation and (optionally) account or vault, and uses up one
-of that rule's ``count``. Exhausted rules stay listed (``remaining: 0``) so tests
+matches its service, operation and (optionally) account, vault or container, and uses
+up one of that rule's ``count``. Exhausted rules stay listed (``remaining: 0``) so tests
 can see that they fired.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .http import Response
+from .http import DropConnection, Response, ServiceError
 
 OPERATIONS: dict[str, frozenset[str]] = {
     "arm": frozenset({
@@ -24,16 +26,23 @@ OPERATIONS: dict[str, frozenset[str]] = {
     }),
     "vault": frozenset({
         "getSecret", "setSecret", "listSecretVersions", "listSecrets", "updateSecret", "deleteSecret",
+        "getDeletedSecret", "listDeletedSecrets", "recoverDeletedSecret", "purgeDeletedSecret",
     }),
     "dataplane": frozenset({"readAccount", "listDatabases", "other"}),
     "identity": frozenset({"token"}),
+    "storage": frozenset({
+        "putBlob", "getBlobProperties", "acquireLease", "renewLease", "releaseLease", "breakLease",
+        "createContainer", "other",
+    }),
 }
 LRO_STATUSES = ("Failed", "Canceled")
 UNLIMITED = -1
+# The one operation whose answer can lag behind a finished regeneration.
+STALE_OPERATION = ("arm", "getAccount")
 
 _FIELDS = {
-    "service", "operation", "account", "vault", "status", "retryAfter", "count",
-    "delaySeconds", "lroStatus", "errorCode", "errorMessage",
+    "service", "operation", "account", "vault", "container", "status", "retryAfter", "count",
+    "delaySeconds", "lroStatus", "errorCode", "errorMessage", "drop", "acted", "stale", "skip",
 }
 
 
@@ -56,6 +65,10 @@ class FaultRule:
     lro_status: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    drop: bool = False
+    acted: bool = False
+    stale: bool = False
+    skip: int = 0  # matching requests let through untouched before the rule applies
     remaining: int = 1
     matched: int = 0
 
@@ -79,6 +92,10 @@ class FaultRule:
             "lroStatus": self.lro_status,
             "errorCode": self.error_code,
             "errorMessage": self.error_message,
+            "drop": self.drop,
+            "acted": self.acted,
+            "stale": self.stale,
+            "skip": self.skip,
             "remaining": self.remaining,
             "matched": self.matched,
         }
@@ -86,6 +103,15 @@ class FaultRule:
     @property
     def message(self) -> str:
         return self.error_message or f"Injected fault #{self.id} ({self.service}/{self.operation})."
+
+
+@dataclass(frozen=True)
+class _Effects:
+    status: int | None
+    lro_status: str | None
+    drop: bool
+    acted: bool
+    stale: bool
 
 
 def _number(payload: dict[str, Any], name: str, minimum: float) -> float | None:
@@ -97,13 +123,20 @@ def _number(payload: dict[str, Any], name: str, minimum: float) -> float | None:
     return float(value)
 
 
-def _check_target(payload: dict[str, Any]) -> tuple[str, str]:
+def _flag(payload: dict[str, Any], name: str) -> bool:
+    value = payload.get(name, False)
+    if not isinstance(value, bool):
+        raise FaultRuleError(f"'{name}' must be true or false.")
+    return value
+
+
+def _check_target(payload: dict[str, Any], services: frozenset[str]) -> tuple[str, str]:
     unknown = sorted(set(payload) - _FIELDS)
     if unknown:
         raise FaultRuleError(f"Unknown fault rule fields: {', '.join(unknown)}.")
     service = payload.get("service")
-    if service not in OPERATIONS:
-        raise FaultRuleError(f"'service' must be one of {', '.join(sorted(OPERATIONS))}.")
+    if service not in services:
+        raise FaultRuleError(f"'service' must be one of {', '.join(sorted(services))}.")
     operation = payload.get("operation", "*")
     if operation != "*" and operation not in OPERATIONS[service]:
         known = ", ".join(sorted(OPERATIONS[service]))
@@ -111,33 +144,45 @@ def _check_target(payload: dict[str, Any]) -> tuple[str, str]:
     return service, operation
 
 
-def _check_effect(payload: dict[str, Any], service: str, operation: str) -> tuple[int | None, str | None]:
+def _check_effect(payload: dict[str, Any], service: str, operation: str) -> _Effects:
     status = payload.get("status")
     if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599):
         raise FaultRuleError("'status' must be an HTTP error status (400-599).")
+    drop, acted, stale = _flag(payload, "drop"), _flag(payload, "acted"), _flag(payload, "stale")
     lro_status = payload.get("lroStatus")
     if lro_status is not None:
         if lro_status not in LRO_STATUSES:
             raise FaultRuleError("'lroStatus' must be 'Failed' or 'Canceled'.")
         if service != "arm" or operation != "regenerateKey":
             raise FaultRuleError("'lroStatus' applies only to service 'arm', operation 'regenerateKey'.")
-        if status is not None:
-            raise FaultRuleError("Give either 'status' (reject the request) or 'lroStatus' (fail the operation).")
-    if status is None and lro_status is None and not payload.get("delaySeconds"):
-        raise FaultRuleError("A fault rule needs 'status', 'lroStatus' or 'delaySeconds'.")
-    return status, lro_status
+        if status is not None or drop or acted or stale:
+            raise FaultRuleError("Give either 'status', 'drop' or 'acted' (the request fails) or 'lroStatus' "
+                                 "(the operation fails).")
+    if drop and status is not None:
+        raise FaultRuleError("Give either 'status' (answer an error) or 'drop' (close the connection), not both.")
+    if acted and status is None and not drop:
+        raise FaultRuleError("'acted' needs 'status' or 'drop': the answer that replaces the operation's own.")
+    if stale:
+        if (service, operation) != STALE_OPERATION:
+            raise FaultRuleError("'stale' applies only to service 'arm', operation 'getAccount'.")
+        if status is not None or drop or acted:
+            raise FaultRuleError("'stale' answers successfully: it cannot be combined with 'status', 'drop' or "
+                                 "'acted'.")
+    if status is None and lro_status is None and not (drop or stale or payload.get("delaySeconds")):
+        raise FaultRuleError("A fault rule needs 'status', 'drop', 'stale', 'lroStatus' or 'delaySeconds'.")
+    return _Effects(status, lro_status, drop, acted, stale)
 
 
-def parse_rule(payload: Any, rule_id: int) -> FaultRule:
+def parse_rule(payload: Any, rule_id: int, services: frozenset[str] = frozenset(OPERATIONS)) -> FaultRule:
     """Validate one rule as sent to ``POST /_emulator/faults``."""
     if not isinstance(payload, dict):
         raise FaultRuleError("A fault rule must be a JSON object.")
-    service, operation = _check_target(payload)
-    status, lro_status = _check_effect(payload, service, operation)
+    service, operation = _check_target(payload, services)
+    effects = _check_effect(payload, service, operation)
     count = payload.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or (count < 1 and count != UNLIMITED):
         raise FaultRuleError("'count' must be a positive integer, or -1 for every matching request.")
-    target = payload.get("account") or payload.get("vault")
+    target = payload.get("account") or payload.get("vault") or payload.get("container")
     if target is not None and not isinstance(target, str):
         raise FaultRuleError("'account' must be a string.")
     return FaultRule(
@@ -145,21 +190,37 @@ def parse_rule(payload: Any, rule_id: int) -> FaultRule:
         service=service,
         operation=operation,
         account=target,
-        status=status,
+        status=effects.status,
         retry_after=_number(payload, "retryAfter", 0),
         count=count,
         delay_seconds=_number(payload, "delaySeconds", 0) or 0.0,
-        lro_status=lro_status,
+        lro_status=effects.lro_status,
         error_code=payload.get("errorCode"),
         error_message=payload.get("errorMessage"),
+        drop=effects.drop,
+        acted=effects.acted,
+        stale=effects.stale,
+        skip=_skip(payload),
         remaining=count,
     )
 
 
-class FaultRegistry:
-    """Thread-safe ordered list of fault rules."""
+def _skip(payload: dict[str, Any]) -> int:
+    skip = payload.get("skip", 0)
+    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+        raise FaultRuleError("'skip' must be a whole number >= 0.")
+    return skip
 
-    def __init__(self) -> None:
+
+class FaultRegistry:
+    """Thread-safe ordered list of fault rules, for the services given (default: all). The emulator's registry
+    takes every service but ``storage``; the storage front (``Azurite.faults``) has its own, for ``storage``."""
+
+    def __init__(self, services: Iterable[str] | None = None) -> None:
+        self.services = frozenset(OPERATIONS if services is None else services)
+        unknown = self.services - set(OPERATIONS)
+        if unknown:
+            raise ValueError(f"Unknown fault services: {', '.join(sorted(unknown))}.")
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._ids = itertools.count(1)
@@ -168,7 +229,7 @@ class FaultRegistry:
         """Add one rule (object) or several (array); all are validated before any is added."""
         items = payload if isinstance(payload, list) else [payload]
         with self._lock:
-            rules = [parse_rule(item, 0) for item in items]
+            rules = [parse_rule(item, 0, self.services) for item in items]
             for rule in rules:
                 rule.id = next(self._ids)
             self._rules.extend(rules)
@@ -179,6 +240,9 @@ class FaultRegistry:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(service, operation, account):
+                    if rule.skip:
+                        rule.skip -= 1
+                        return None
                     rule.matched += 1
                     if rule.remaining != UNLIMITED:
                         rule.remaining -= 1
@@ -199,17 +263,27 @@ def retry_after_header(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
-def apply_fault(fault: FaultRule | None, make_error: Callable[[int, str | None, str], Response]) -> Response | None:
-    """Sleep for the rule's delay, then build its error response (None: answer normally).
+def answer(fault: FaultRule | None, make_error: Callable[[int, str | None, str], Response],
+           operation: Callable[[], Response]) -> Response:
+    """Run ``operation`` under ``fault`` and return what the client sees.
 
-    ``make_error(status, code_or_None, message)`` renders the service's own error format.
+    No rule: the operation's own answer. Otherwise wait ``delaySeconds`` first; with ``acted`` the operation
+    runs and its answer, success or error, is thrown away; then ``drop`` closes the connection with no answer
+    (raises :class:`DropConnection`), ``status`` answers that error in the service's own format
+    (``make_error(status, code_or_None, message)``), and otherwise the operation runs and answers (a slow
+    success, a stale read or a failing long-running operation: ``operation`` reads those from the rule).
     """
     if fault is None:
-        return None
+        return operation()
     if fault.delay_seconds:
         time.sleep(fault.delay_seconds)
+    if fault.acted:
+        with contextlib.suppress(ServiceError):  # the service acted (or refused); either way its answer is lost
+            operation()
+    if fault.drop:
+        raise DropConnection
     if fault.status is None:
-        return None
+        return operation()
     response = make_error(fault.status, fault.error_code, fault.message)
     if fault.retry_after is not None:
         response.headers["Retry-After"] = retry_after_header(fault.retry_after)

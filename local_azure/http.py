@@ -1,8 +1,9 @@
 """Shared HTTP(S) server plumbing for every emulated Azure endpoint.
 
 Each emulated service (identity, Resource Manager, one per Key Vault, one per
-Cosmos DB data plane) is a small object with a ``handle(Request) -> Response``
-method, served by its own :class:`Listener` on its own port.
+Cosmos DB data plane, the storage front before Azurite) is a small object with a
+``handle(Request) -> Response`` method, served by its own :class:`Listener` on its
+own port.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ _MAX_BODY_BYTES = 4 * 1024 * 1024
 
 class BadRequestBody(ValueError):
     """The request body is not the JSON the endpoint expects."""
+
+
+class DropConnection(Exception):
+    """Raised by a service: close the connection without writing any answer (a fault rule's ``drop``)."""
 
 
 @dataclass
@@ -82,12 +87,19 @@ class Request:
 
 @dataclass
 class Response:
-    """What a service answers; ``body`` dicts and lists are sent as JSON."""
+    """What a service answers; ``body`` dicts and lists are sent as JSON.
+
+    ``raw_headers`` (a proxied answer): the upstream's headers, sent as they are and in their order, instead
+    of the ``Content-Type`` and ``Content-Length`` the listener would add (``headers`` still follow them).
+    ``reason``: the status line's reason phrase, when the service has its own.
+    """
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json; charset=utf-8"
+    reason: str | None = None
+    raw_headers: list[tuple[str, str]] | None = None
 
     def encoded_body(self) -> bytes:
         if self.body is None:
@@ -98,7 +110,8 @@ class Response:
 
 
 class Service(Protocol):
-    """An emulated endpoint: turns requests into responses."""
+    """An emulated endpoint: turns requests into responses. ``handle`` may raise :class:`DropConnection`; a
+    service may set ``max_body_bytes`` (default 4 MiB) to accept larger request bodies."""
 
     name: str
 
@@ -158,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY_BYTES:
+        if length > getattr(self.server.service, "max_body_bytes", _MAX_BODY_BYTES):
             raise BadRequestBody("The request body is too large.")
         return self.rfile.read(length) if length > 0 else b""
 
@@ -184,6 +197,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             response = service.handle(request)
+        except DropConnection:
+            # A fault rule's "drop": the client sees the connection close with no answer at all.
+            self.close_connection = True
+            elapsed_ms = (time.monotonic() - started) * 1000
+            LOGGER.info("%s %s %s dropped %.1fms", service.name, request.method, request.path, elapsed_ms)
+            return
         except Exception as exc:
             # Type only: a message could in principle carry request data.
             LOGGER.error("%s %s %s failed: %s", service.name, request.method, request.path, type(exc).__name__)
@@ -194,13 +213,31 @@ class _Handler(BaseHTTPRequestHandler):
         LOGGER.info("%s %s %s %d %.1fms", service.name, request.method, request.path, response.status, elapsed_ms)
 
     def _write(self, request: Request, response: Response) -> None:
+        if response.raw_headers is not None:
+            self._write_raw(request, response)
+            return
         payload = response.encoded_body()
-        self.send_response(response.status)
+        self.send_response(response.status, response.reason)
         if payload or response.body is not None:
             self.send_header("Content-Type", response.content_type)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if request.method != "HEAD" and payload:
+            self.wfile.write(payload)
+
+    def _write_raw(self, request: Request, response: Response) -> None:
+        """A proxied answer: the upstream's status line and headers (its own Date and Server too)."""
+        payload = response.encoded_body()
+        self.send_response_only(response.status, response.reason)
+        sent = set()
+        for name, value in [*(response.raw_headers or []), *response.headers.items()]:
+            self.send_header(name, value)
+            sent.add(name.lower())
+        if "content-length" not in sent and request.method != "HEAD" and response.status not in (204, 304):
+            # The upstream body came chunked and was read whole: say how long it is.
+            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if request.method != "HEAD" and payload:
             self.wfile.write(payload)
@@ -305,13 +342,20 @@ def stop_all(listeners: list[Listener]) -> None:
 class ServiceError(Exception):
     """Raised by a service's handler; the service renders it in its own error format."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 inner_code: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
+        self.inner_code = inner_code
 
 
-def error_envelope(status: int, code: str | None, message: str, codes: dict[int, str]) -> Response:
+def error_envelope(status: int, code: str | None, message: str, codes: dict[int, str],
+                   inner_code: str | None = None) -> Response:
     """The ``{"error": {"code", "message"}}`` answer Resource Manager and Key Vault share; `codes` are the
-    service's default codes by status."""
-    return Response(status, {"error": {"code": code or codes.get(status, "Error"), "message": message}})
+    service's default codes by status. Key Vault adds ``"innererror": {"code": ...}`` to some answers
+    (azure-core reads it as ``HttpResponseError.error.innererror``)."""
+    error: dict[str, Any] = {"code": code or codes.get(status, "Error"), "message": message}
+    if inner_code:
+        error["innererror"] = {"code": inner_code}
+    return Response(status, {"error": error})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 
-from .faults import FaultRegistry, apply_fault
+from .faults import FaultRegistry, answer
 from .http import Request, Response
 from .state import EmulatorState
 
@@ -58,9 +58,9 @@ class IdentityService:
         resource = request.param("resource")
         if not resource:
             return _error(400, "The resource parameter is required.")
-        faulted = apply_fault(self._faults.take("identity", "token"), _fault_error)
-        if faulted is not None:
-            return faulted
+        return answer(self._faults.take("identity", "token"), _fault_error, lambda: self._issue(request, resource))
+
+    def _issue(self, request: Request, resource: str) -> Response:
         client_id = next((request.param(p) for p in _IDENTITY_SELECTORS if request.param(p)), None)
         token, info = self._state.issue_token(resource, client_id)
         return Response(200, {

@@ -9,7 +9,12 @@ with ``verify_challenge_resource=False``: loopback vault URLs need that flag.
 
 Secrets: set (new 32-hex-character version), get (latest or by version), list
 versions and list secrets (paged with ``maxresults`` and ``nextLink``), update
-attributes and tags, delete (purged at once: no soft-delete).
+attributes and tags, delete. Soft-delete is always on, as it is for every vault
+(Microsoft Learn, "Azure Key Vault soft-delete overview": it can no longer be turned
+off): delete moves the secret and all its versions to the deleted store, from where
+it can be read (``/deletedsecrets``), recovered or purged; until then its name cannot
+be reused (``409``, inner error ``ObjectIsDeletedButRecoverable``). Deletion and
+recovery complete at once, so the SDK's pollers finish on their first poll.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from .faults import FaultRegistry, apply_fault
+from .faults import FaultRegistry, answer
 from .http import BadRequestBody, Request, Response, ServiceError, error_envelope
-from .state import EmulatorState, Secret, SecretVersion, StateError, Vault
+from .state import DeletedSecret, EmulatorState, Secret, SecretVersion, StateError, Vault
 
 VAULT_AUDIENCES = frozenset({
     "https://vault.azure.net",
@@ -37,7 +42,9 @@ _VAULT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 _MAX_PAGE = 25
 _MAX_TAGS = 15
 _MAX_VALUE_CHARS = 25 * 1024
-_RECOVERY = {"recoveryLevel": "Recoverable", "recoverableDays": 90}
+# Soft-delete with purge protection and 90 days' retention, as infra/modules/keyvault.bicep deploys the vault.
+_RECOVERABLE_DAYS = 90
+_RECOVERY = {"recoveryLevel": "Recoverable", "recoverableDays": _RECOVERABLE_DAYS}
 _ERROR_CODES = {
     400: "BadParameter", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
     409: "Conflict", 429: "Throttled", 500: "InternalServerError", 502: "BadGateway",
@@ -49,8 +56,8 @@ class VaultError(ServiceError):
     """Raised by handlers; rendered as Key Vault's ``{"error": {"code", "message"}}``."""
 
 
-def vault_error(status: int, code: str | None, message: str) -> Response:
-    return error_envelope(status, code, message, _ERROR_CODES)
+def vault_error(status: int, code: str | None, message: str, inner_code: str | None = None) -> Response:
+    return error_envelope(status, code, message, _ERROR_CODES, inner_code)
 
 
 def valid_vault_name(name: str) -> bool:
@@ -64,6 +71,12 @@ def _not_found(name: str, version: str | None = None) -> VaultError:
                       f"A secret with (name/id) {ident} was not found in this key vault. If you recently deleted "
                       "this secret you may be able to recover it using the correct recovery command. For help "
                       "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182")
+
+
+def _deleted_not_found(name: str) -> VaultError:
+    # As Key Vault answers GET /deletedsecrets/{name} while the secret is not (or not yet) in the deleted store
+    # (service answers recorded in Azure/azure-sdk-for-js, sdk/keyvault/keyvault-secrets/recordings/node/).
+    return VaultError(404, "SecretNotFound", f"Deleted Secret not found: {name}")
 
 
 def _check_name(name: str) -> None:
@@ -142,10 +155,9 @@ class VaultService:
             operation, handler = self._route(request)
             if not request.param("api-version"):
                 raise VaultError(400, "BadParameter", "The api-version query parameter is required.")
-            faulted = apply_fault(self._faults.take("vault", operation, self.vault_name), vault_error)
-            response = faulted or handler()
+            response = answer(self._faults.take("vault", operation, self.vault_name), vault_error, handler)
         except VaultError as exc:
-            response = vault_error(exc.status, exc.code, exc.message)
+            response = vault_error(exc.status, exc.code, exc.message, exc.inner_code)
             response.headers.update(exc.headers)
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         response.headers.setdefault("x-ms-keyvault-service-version", "1.9.0.0")
@@ -176,6 +188,8 @@ class VaultService:
     def _route(self, request: Request) -> tuple[str, Callable[[], Response]]:
         parts = [p for p in request.path.split("/") if p]
         method = request.method
+        if parts and parts[0].lower() == "deletedsecrets":
+            return self._deleted_route(request, parts)
         if not parts or parts[0].lower() != "secrets" or len(parts) > 3:
             raise VaultError(404, "NotFound", "The requested resource was not found.")
         if len(parts) == 1:
@@ -200,6 +214,25 @@ class VaultService:
         if method == "PATCH":
             return "updateSecret", lambda: self._update_secret(request, name, version)
         raise VaultError(405, "MethodNotAllowed", f"The HTTP method '{method}' is not supported for this resource.")
+
+    def _deleted_route(self, request: Request, parts: list[str]) -> tuple[str, Callable[[], Response]]:
+        method = request.method
+        if len(parts) == 1:
+            self._allow(method, "GET")
+            return "listDeletedSecrets", lambda: self._list_deleted(request)
+        name = parts[1]
+        _check_name(name)
+        if len(parts) == 2 and method == "GET":
+            return "getDeletedSecret", lambda: self._get_deleted(name)
+        if len(parts) == 2 and method == "DELETE":
+            return "purgeDeletedSecret", lambda: self._purge_deleted(name)
+        if len(parts) == 3 and parts[2].lower() == "recover":
+            self._allow(method, "POST")
+            return "recoverDeletedSecret", lambda: self._recover_deleted(name)
+        if len(parts) == 2:
+            raise VaultError(405, "MethodNotAllowed",
+                             f"The HTTP method '{method}' is not supported for this resource.")
+        raise VaultError(404, "NotFound", "The requested resource was not found.")
 
     @staticmethod
     def _allow(method: str, allowed: str) -> None:
@@ -228,6 +261,17 @@ class VaultService:
     def _bundle(self, secret: Secret, version: SecretVersion) -> dict[str, Any]:
         return {"value": version.value, **self._item(secret, version)}
 
+    def _deleted(self, deleted: DeletedSecret, with_version: bool = True) -> dict[str, Any]:
+        """DeletedSecretBundle (``with_version``) or DeletedSecretItem, never with a value: the REST reference's
+        Delete Secret, Get Deleted Secret and Get Deleted Secrets examples carry none."""
+        secret = deleted.secret
+        return {
+            "recoveryId": f"{self._base}/deletedsecrets/{secret.name}",
+            "deletedDate": deleted.deleted_date,
+            "scheduledPurgeDate": deleted.scheduled_purge_date,
+            **self._item(secret, secret.latest, with_version),
+        }
+
     # ----- operations -------------------------------------------------------
 
     def _set_secret(self, request: Request, name: str) -> Response:
@@ -248,6 +292,14 @@ class VaultService:
                                 attrs.get("not_before"), attrs.get("expires"))
         self._state.record_secret_value(value)
         with self._state.lock:
+            if name.lower() in self._vault.deleted:
+                # Key Vault's answer while the name is soft-deleted: code Conflict with inner error code
+                # ObjectIsDeletedButRecoverable (Azure/azure-sdk-for-net, Azure.Security.KeyVault.Secrets
+                # sample 4 "Getting error details"); the message as the service words it.
+                raise VaultError(409, "Conflict",
+                                 f"Secret {name} is currently in a deleted but recoverable state, and its name cannot "
+                                 "be reused; in this state, the secret can only be recovered or purged.",
+                                 inner_code="ObjectIsDeletedButRecoverable")
             secrets = self._vault.secrets
             secret = secrets.setdefault(name.lower(), Secret(name))
             secret.versions.append(version)
@@ -267,7 +319,11 @@ class VaultService:
         with self._state.lock:
             secret, found = self._find(name, version)
             if not found.enabled:
-                raise VaultError(403, "Forbidden", "Operation get is not allowed on a disabled secret.")
+                # Key Vault's exact answer (seen in Azure/azure-sdk-for-js issue 24756 and
+                # ansible-collections/azure issue 1989, and recorded in Azure/azure-sdk-for-js,
+                # sdk/keyvault/keyvault-secrets/recordings/node/.../recording_cant_get_a_disabled_secret.js).
+                raise VaultError(403, "Forbidden", "Operation get is not allowed on a disabled secret.",
+                                 inner_code="SecretDisabled")
             return Response(200, self._bundle(secret, found))
 
     def _update_secret(self, request: Request, name: str, version: str) -> Response:
@@ -290,10 +346,49 @@ class VaultService:
 
     def _delete_secret(self, name: str) -> Response:
         with self._state.lock:
-            secret, latest = self._find(name, "")
-            del self._vault.secrets[name.lower()]
-            # No recoveryId: the SDK's delete poller then finishes at once (soft-delete off).
-            return Response(200, self._item(secret, latest, with_version=False))
+            secret, _ = self._find(name, "")
+            now = int(time.time())
+            deleted = DeletedSecret(secret, now, now + _RECOVERABLE_DAYS * 86400)
+            vault = self._vault
+            del vault.secrets[name.lower()]
+            vault.deleted[name.lower()] = deleted
+            # With a recoveryId the SDK's delete poller polls GET /deletedsecrets/{name} until it answers 200
+            # (azure/keyvault/secrets/_shared/_polling.py): here it does at once.
+            return Response(200, self._deleted(deleted))
+
+    def _find_deleted(self, name: str) -> DeletedSecret:
+        """Caller holds the state lock."""
+        deleted = self._vault.deleted.get(name.lower())
+        if deleted is None:
+            raise _deleted_not_found(name)
+        return deleted
+
+    def _get_deleted(self, name: str) -> Response:
+        with self._state.lock:
+            return Response(200, self._deleted(self._find_deleted(name)))
+
+    def _list_deleted(self, request: Request) -> Response:
+        with self._state.lock:
+            items = [self._deleted(d, with_version=False) for d in self._vault.deleted.values()]
+        return self._page(request, items, "/deletedsecrets")
+
+    def _recover_deleted(self, name: str) -> Response:
+        with self._state.lock:
+            deleted = self._find_deleted(name)
+            vault = self._vault
+            del vault.deleted[name.lower()]
+            vault.secrets[name.lower()] = deleted.secret
+            # A SecretBundle without the value, as the service answers a recovery; the SDK's poller then
+            # reads GET /secrets/{name} until it answers (at once here).
+            return Response(200, self._item(deleted.secret, deleted.secret.latest))
+
+    def _purge_deleted(self, name: str) -> Response:
+        # The project's vault has purge protection (recoveryLevel "Recoverable"), under which Azure refuses a
+        # purge until the retention period ends; the emulator allows it, so that tests can reuse a name.
+        with self._state.lock:
+            self._find_deleted(name)
+            del self._vault.deleted[name.lower()]
+        return Response(204)
 
     def _page(self, request: Request, items: list[dict[str, Any]], path: str) -> Response:
         size = self._page_size(request)

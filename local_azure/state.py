@@ -107,6 +107,8 @@ class Regeneration:
     final_status: str = "Succeeded"
     error: dict[str, str] | None = None
     completed_at: datetime.datetime | None = None
+    # The key kind's generationTime before this operation replaced the key (a stale read shows it).
+    previous_generation: datetime.datetime | None = None
 
     @property
     def status(self) -> str:
@@ -154,6 +156,17 @@ class Account:
 
     def pending(self) -> Regeneration | None:
         return next((op for op in self.log if op.completed_at is None), None)
+
+    def generated_before_last(self) -> dict[str, datetime.datetime]:
+        """Generation times as they were before the last regeneration that replaced a key (caller holds the
+        lock): what a read lagging behind that finished operation shows."""
+        generated = dict(self.generated)
+        # One operation runs at a time per account, so the log is also in order of completion.
+        for op in reversed(self.log):
+            if op.previous_generation is not None:
+                generated[op.key_kind] = op.previous_generation
+                break
+        return generated
 
     def to_state_json(self) -> dict[str, Any]:
         return {
@@ -221,10 +234,28 @@ class Secret:
 
 
 @dataclass
+class DeletedSecret:
+    """A soft-deleted secret with all its versions; times are epoch seconds."""
+
+    secret: Secret
+    deleted_date: int
+    scheduled_purge_date: int
+
+    def metadata_json(self) -> dict[str, Any]:
+        return {
+            "name": self.secret.name,
+            "deletedDate": self.deleted_date,
+            "scheduledPurgeDate": self.scheduled_purge_date,
+            "versions": [v.metadata_json() for v in self.secret.versions],
+        }
+
+
+@dataclass
 class Vault:
     name: str
     uri: str
     secrets: dict[str, Secret] = field(default_factory=dict)  # keyed by lower-case name
+    deleted: dict[str, DeletedSecret] = field(default_factory=dict)  # soft-deleted, keyed by lower-case name
 
     def to_json(self) -> dict[str, str]:
         return {"name": self.name, "uri": self.uri}
@@ -287,6 +318,7 @@ class EmulatorState:
             self.vaults = {k: v for k, v in self.vaults.items() if k == keep_vault.lower()}
             for vault in self.vaults.values():
                 vault.secrets.clear()
+                vault.deleted.clear()
             self.config = Config()
 
     # ----- tokens ---------------------------------------------------------
@@ -367,6 +399,7 @@ class EmulatorState:
         if op.final_status != "Succeeded":
             return  # a failed or canceled operation leaves the key as it was
         key = new_account_key()
+        op.previous_generation = account.generated[op.key_kind]
         account.keys[op.key_kind] = key
         account.generated[op.key_kind] = op.completed_at
         account.succeeded[op.key_kind] += 1
@@ -411,6 +444,7 @@ class EmulatorState:
                 {"name": s.name, "versions": [v.metadata_json() for v in s.versions]}
                 for s in vault.secrets.values()
             ],
+            "deletedSecrets": [d.metadata_json() for d in vault.deleted.values()],
         }
 
     def issued_json(self) -> dict[str, list[str]]:

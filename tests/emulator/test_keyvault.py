@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from typing import Any
 
 import pytest
 import requests
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from local_azure import Emulator
 
@@ -129,3 +130,158 @@ def test_management_token_is_refused(emu: Emulator, arm_token: str) -> None:
 
     assert answer.status_code == 401
     assert "WWW-Authenticate" in answer.headers
+
+
+# ----- soft-delete ---------------------------------------------------------------------------------------------
+
+CONFLICT = ("Secret {} is currently in a deleted but recoverable state, and its name cannot be reused; in this "
+            "state, the secret can only be recovered or purged.")
+
+
+def _delete(secrets_client: Any, name: str) -> Any:
+    poller = secrets_client.begin_delete_secret(name)
+    poller.wait(timeout=10)  # polls GET /deletedsecrets/{name} until it answers 200
+    assert poller.done()
+    return poller.result()
+
+
+def test_delete_is_soft(emu: Emulator, secrets_client: Any) -> None:
+    first = secrets_client.set_secret("soft", "one", tags={"keyKind": "primary"})
+    second = secrets_client.set_secret("soft", "two", content_type="text/plain")
+    before = int(time.time())
+
+    deleted = _delete(secrets_client, "soft")
+
+    assert deleted.recovery_id == f"{emu.vault_url}deletedsecrets/soft"
+    assert deleted.id == second.id  # the latest version's id
+    assert deleted.properties.content_type == "text/plain"
+    assert before - 1 <= deleted.deleted_date.timestamp() <= time.time() + 1
+    assert deleted.scheduled_purge_date - deleted.deleted_date == datetime.timedelta(days=90)
+    with pytest.raises(ResourceNotFoundError) as missing:
+        secrets_client.get_secret("soft")
+    assert missing.value.error.code == "SecretNotFound"
+    with pytest.raises(ResourceNotFoundError):
+        secrets_client.get_secret("soft", first.properties.version)
+    assert "soft" not in [p.name for p in secrets_client.list_properties_of_secrets()]
+    got = secrets_client.get_deleted_secret("soft")
+    assert (got.recovery_id, got.id, got.deleted_date) == (deleted.recovery_id, second.id, deleted.deleted_date)
+    assert [d.name for d in secrets_client.list_deleted_secrets()] == ["soft"]
+
+
+def test_deleted_secrets_never_carry_a_value(emu: Emulator, secrets_client: Any, credential: Any) -> None:
+    secrets_client.set_secret("valueless", "do-not-show")
+    _delete(secrets_client, "valueless")
+    auth = {"Authorization": f"Bearer {credential.get_token('https://vault.azure.net/.default').token}"}
+    api = {"api-version": "2026-04-01"}
+
+    one = requests.get(f"{emu.vault_url}deletedsecrets/valueless", params=api, headers=auth, verify=emu.ca_file,
+                       timeout=10).json()
+    listed = requests.get(f"{emu.vault_url}deletedsecrets", params=api, headers=auth, verify=emu.ca_file,
+                          timeout=10).json()
+
+    assert "value" not in one and one["recoveryId"].endswith("/deletedsecrets/valueless")
+    assert isinstance(one["deletedDate"], int) and isinstance(one["scheduledPurgeDate"], int)
+    assert one["attributes"]["recoveryLevel"] == "Recoverable"
+    [item] = listed["value"]
+    assert "value" not in item and item["id"] == f"{emu.vault_url}secrets/valueless"
+    state = emu.admin.state()["vaults"][0]
+    assert state["secrets"] == []
+    [shown] = state["deletedSecrets"]
+    assert (shown["name"], shown["deletedDate"]) == ("valueless", one["deletedDate"])
+    assert "do-not-show" not in json.dumps(state)
+
+
+def test_name_of_a_deleted_secret_cannot_be_reused(emu: Emulator, secrets_client: Any) -> None:
+    secrets_client.set_secret("Taken", "v")
+    _delete(secrets_client, "Taken")
+
+    with pytest.raises(ResourceExistsError) as caught:
+        secrets_client.set_secret("Taken", "again")
+
+    error = caught.value
+    assert error.status_code == 409
+    assert error.error.code == "Conflict"
+    assert error.error.message == CONFLICT.format("Taken")
+    assert error.error.innererror["code"] == "ObjectIsDeletedButRecoverable"
+
+
+def test_recover_brings_back_every_version(emu: Emulator, secrets_client: Any) -> None:
+    versions = [secrets_client.set_secret("back", f"v{n}").properties.version for n in range(3)]
+    _delete(secrets_client, "back")
+
+    poller = secrets_client.begin_recover_deleted_secret("back")
+    poller.wait(timeout=10)  # polls GET /secrets/{name} until it answers
+
+    recovered = poller.result()
+    assert recovered.version == versions[-1]
+    assert secrets_client.get_secret("back").value == "v2"
+    assert secrets_client.get_secret("back", versions[0]).value == "v0"
+    assert sorted(p.version for p in secrets_client.list_properties_of_secret_versions("back")) == sorted(versions)
+    with pytest.raises(ResourceNotFoundError) as gone:
+        secrets_client.get_deleted_secret("back")
+    assert gone.value.error.message == "Deleted Secret not found: back"
+    secrets_client.set_secret("back", "v3")  # the name is usable again
+
+
+def test_purge_frees_the_name(emu: Emulator, secrets_client: Any) -> None:
+    secrets_client.set_secret("purged", "old")
+    _delete(secrets_client, "purged")
+
+    secrets_client.purge_deleted_secret("purged")
+
+    with pytest.raises(ResourceNotFoundError):
+        secrets_client.get_deleted_secret("purged")
+    secrets_client.set_secret("purged", "new")
+    assert [p.enabled for p in secrets_client.list_properties_of_secret_versions("purged")] == [True]
+    assert secrets_client.get_secret("purged").value == "new"
+
+
+def test_recover_or_purge_of_nothing_is_404(emu: Emulator, secrets_client: Any) -> None:
+    with pytest.raises(ResourceNotFoundError):
+        secrets_client.begin_recover_deleted_secret("never-deleted")
+    with pytest.raises(ResourceNotFoundError):
+        secrets_client.purge_deleted_secret("never-deleted")
+    with pytest.raises(ResourceNotFoundError):
+        secrets_client.begin_delete_secret("never-set")
+
+
+def test_deleted_secrets_are_paged(emu: Emulator, secrets_client: Any) -> None:
+    for n in range(5):
+        secrets_client.set_secret(f"gone-{n}", "v")
+        _delete(secrets_client, f"gone-{n}")
+
+    pages = [list(page) for page in secrets_client.list_deleted_secrets(max_page_size=2).by_page()]
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert sorted(d.name for page in pages for d in page) == [f"gone-{n}" for n in range(5)]
+
+
+def test_disabled_secret_answers_403_secret_disabled(emu: Emulator, secrets_client: Any) -> None:
+    version = secrets_client.set_secret("off", "v").properties.version
+    secrets_client.update_secret_properties("off", version, enabled=False)
+
+    for args in (("off",), ("off", version)):
+        with pytest.raises(HttpResponseError) as caught:
+            secrets_client.get_secret(*args)
+        error = caught.value
+        assert error.status_code == 403
+        assert (error.error.code, error.error.message) == ("Forbidden",
+                                                           "Operation get is not allowed on a disabled secret.")
+        assert error.error.innererror == {"code": "SecretDisabled"}
+
+
+def test_faults_on_soft_delete_routes(emu: Emulator, secrets_client: Any) -> None:
+    secrets_client.set_secret("guarded", "v")
+    _delete(secrets_client, "guarded")
+    emu.admin.add_fault(service="vault", operation="purgeDeletedSecret", status=403, error_code="Forbidden",
+                        error_message="Operation purge is not allowed.")
+    emu.admin.add_fault(service="vault", operation="recoverDeletedSecret", status=409)
+
+    with pytest.raises(HttpResponseError) as purge:
+        secrets_client.purge_deleted_secret("guarded")
+    with pytest.raises(ResourceExistsError):
+        secrets_client.begin_recover_deleted_secret("guarded")
+
+    assert (purge.value.status_code, purge.value.error.code) == (403, "Forbidden")
+    assert secrets_client.get_deleted_secret("guarded").name == "guarded"
+    assert [f["matched"] for f in emu.admin.faults()] == [1, 1]
