@@ -61,10 +61,25 @@ class FunctionsHost:
 
     # -- triggers -------------------------------------------------------------------------------------
 
-    def run_timer(self, name: str, past_due: bool = False) -> None:
+    def run_timer(self, name: str, past_due: bool = False, retry_scale: float = 0.0) -> int:
+        """Run a timer function as the host does, with its retry policy (`@app.retry`): a failed run is run
+        again up to max_retry_count times, the delay growing from minimum_interval to maximum_interval
+        (exponential_backoff) or fixed (fixed_delay); `retry_scale` shrinks the delays for tests. Returns how
+        many times it ran; the last failure is raised when every retry failed."""
         from azure.functions.timer import TimerRequest
 
-        self._user_function(name)(TimerRequest(past_due=past_due))
+        policy = self.functions[name].get_settings_dict("retry_policy") or {}
+        retries = int(policy.get("max_retry_count") or 0)
+        delays = _retry_delays(policy, retries)
+        for attempt in range(retries + 1):
+            try:
+                self._user_function(name)(TimerRequest(past_due=past_due))
+                return attempt + 1
+            except Exception:
+                if attempt == retries:
+                    raise
+                time.sleep(delays[attempt] * retry_scale)
+        raise AssertionError("unreachable")
 
     def call_http(self, name: str, method: str, path: str, body: bytes | str | None = None,
                   route_params: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
@@ -138,3 +153,13 @@ def _seconds(text: str) -> float:
     hours, minutes, seconds = (float(part) for part in text.split(":"))
     return hours * 3600 + minutes * 60 + seconds
 
+
+
+def _retry_delays(policy: dict[str, Any], retries: int) -> list[float]:
+    """The waits between runs under a Functions retry policy (docs: "Azure Functions error handling and
+    retries": exponential_backoff starts at minimum_interval and doubles up to maximum_interval)."""
+    if policy.get("strategy") == "fixed_delay":
+        return [_seconds(policy.get("delay_interval") or "00:00:00")] * retries
+    low = _seconds(policy.get("minimum_interval") or "00:00:00")
+    high = _seconds(policy.get("maximum_interval") or "00:15:00")
+    return [min(low * 2**n, high) for n in range(retries)]

@@ -123,6 +123,20 @@ class World:
 
         return get_runtime().records
 
+    def regeneration_requests(self) -> dict[str, int]:
+        """regenerateKey requests the account accepted, per key kind (acted on, whatever the client saw)."""
+        return self.account_state()["regenerationRequests"]
+
+    def assert_invariants(self, held: str | None, regenerated: dict[str, int]) -> None:
+        """What every fault test holds after the fault and the retry that follows it: the latest secret
+        version authenticates; the key live before it (`held`) still works (alternate never invalidates it);
+        each key kind was regenerated exactly as often as rotations asked (never twice for one rotation)."""
+        secret = self.live_secret()
+        assert secret is not None and self.key_works(secret.value), "the published key does not authenticate"
+        if held is not None:
+            assert self.key_works(held), "the key applications held before was invalidated"
+        assert {k: v for k, v in self.regeneration_requests().items() if v} == regenerated
+
 
 def _parse(connection_string: str) -> tuple[str, str]:
     parts = dict(part.split("=", 1) for part in connection_string.strip(";").split(";"))
@@ -138,6 +152,7 @@ def world(emulator: Emulator, azurite: Azurite, monkeypatch: pytest.MonkeyPatch)
     account = f"docdb-{secrets.token_hex(4)}"
     emulator.admin.create_account(subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP, name=account)
     emulator.admin.clear_faults()
+    azurite.faults.clear()
     emulator.admin.configure(regenerationSeconds=0.1, propagationFailures=0)
     for name in _CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -162,6 +177,7 @@ def world(emulator: Emulator, azurite: Azurite, monkeypatch: pytest.MonkeyPatch)
     yield World(emulator, azurite, account, env, monkeypatch)
     reset_runtime()
     emulator.admin.clear_faults()
+    azurite.faults.clear()
 
 
 @pytest.fixture
