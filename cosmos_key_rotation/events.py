@@ -2,20 +2,21 @@
 
 With azure-monitor-opentelemetry in the Functions worker, the flat `extra` keys of each record become
 custom dimensions in Application Insights; locally, `JsonLinesFormatter` prints the same record as one
-JSON object per line. Every message and property passes through `redact` first, so a key, connection
-string or token that slipped into an SDK error never reaches a log.
+JSON object per line. Every message and property passes through `redaction.redact` first, so a key,
+connection string or token that slipped into an SDK error never reaches a log.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from . import redaction
 from .names import EVENT_NAMES
+from .redaction import redact
 
 logger = logging.getLogger("cosmos_key_rotation.events")
 
@@ -25,30 +26,6 @@ PROPERTIES = (
     "errorMessage", "reason", "primaryMasterKeyGeneratedAt", "secondaryMasterKeyGeneratedAt",
     "primaryReadonlyMasterKeyGeneratedAt", "secondaryReadonlyMasterKeyGeneratedAt", "maxKeyAgeDays",
 )
-
-_SECRET_PATTERNS = (
-    # AccountKey=..., SharedAccessSignature, sig=... in connection strings and SAS URLs.
-    re.compile(r"(?i)(AccountKey|SharedAccessKey|sig|access_token|client_secret)=([^;&\s\"']+)"),
-    re.compile(r"(?i)(Bearer|type=master&ver=1\.0&sig=)\s*[A-Za-z0-9._~+/=%-]{8,}"),
-    # Padded base64 the size of a key or longer (a Cosmos key is 88 characters ending '=='), and JWTs.
-    re.compile(r"[A-Za-z0-9+/]{40,}={1,2}"),
-    re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),
-)
-
-
-def redact(text: str) -> str:
-    """Replace anything shaped like a key, connection-string key, signature or token."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(_mask, text)
-    return text
-
-
-def _mask(match: re.Match[str]) -> str:
-    if match.re.groups >= 2:
-        return f"{match.group(1)}=[redacted]"
-    if match.re.groups == 1:
-        return f"{match.group(1)} [redacted]"
-    return "[redacted]"
 
 
 @dataclass
@@ -95,22 +72,11 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
-class RedactingFilter(logging.Filter):
-    """Masks secrets in records from any logger (the SDKs' too) before a handler writes them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
 def configure_local_logging(level: int = logging.INFO, stream: Any = None) -> logging.Handler:
     """JSON lines on stderr (or `stream`), for the CLI, the demo and local runs."""
+    redaction.install()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonLinesFormatter())
-    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import from_sdk
+from .error_table import from_sdk
 from .names import TABLE_NAME
 from .times import now_text
 
@@ -20,7 +20,7 @@ FIELDS = (
     "id", "target", "status", "trigger", "requestedKeyKind", "force", "keyKind", "previousKeyKind",
     "secretName", "secretVersion", "readonlyKeyKind", "readonlySecretVersion", "reason", "errorCode",
     "errorMessage", "attempt", "requestedAt", "startedAt", "finishedAt", "durationMs",
-    "regeneratingKeyKind", "regenerationRequestedAt",
+    "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore",
 )
 
 
@@ -35,7 +35,7 @@ class Records:
             try:
                 self._service.create_table_if_not_exists(TABLE_NAME)
             except Exception as exc:
-                raise from_sdk(exc, "Storage", f"create table {TABLE_NAME}") from None
+                raise from_sdk(exc, "storage", f"create table {TABLE_NAME}") from None
             self._ready = True
         return self._table
 
@@ -68,7 +68,7 @@ class Records:
         try:
             self._client().upsert_entity(entity, mode=UpdateMode.MERGE)
         except Exception as exc:
-            raise from_sdk(exc, "Storage", f"write a record to table {TABLE_NAME}") from None
+            raise from_sdk(exc, "storage", f"write a record to table {TABLE_NAME}") from None
 
     def get(self, rotation_id: str) -> dict[str, Any] | None:
         return self._read("rotation", rotation_id, FIELDS)
@@ -84,5 +84,5 @@ class Records:
         except ResourceNotFoundError:
             return None
         except Exception as exc:
-            raise from_sdk(exc, "Storage", f"read table {TABLE_NAME}") from None
+            raise from_sdk(exc, "storage", f"read table {TABLE_NAME}") from None
         return {name: entity[name] for name in fields if name in entity}

@@ -7,9 +7,10 @@ import contextlib
 import json
 from typing import Any
 
-from .errors import from_sdk
+from .accounts import READ_WRITE_KINDS
+from .error_table import from_sdk
 from .names import QUEUE_NAME
-from .rotation import RotationRequest
+from .plan import TRIGGERS, RotationRequest
 from .times import now_text
 
 
@@ -37,9 +38,12 @@ def from_message(body: str, attempt: int) -> RotationRequest:
     for name in ("id", "target", "trigger"):
         if not isinstance(document.get(name), str) or not document[name]:
             raise BadMessage(f"message has no {name!r}")
+    if document["trigger"] not in TRIGGERS:
+        raise BadMessage(f"message 'trigger' is {document['trigger'][:40]!r}; expected one of {', '.join(TRIGGERS)}")
     key_kind = document.get("keyKind")
-    if key_kind is not None and not isinstance(key_kind, str):
-        raise BadMessage("message 'keyKind' is not a string")
+    if key_kind is not None and key_kind not in READ_WRITE_KINDS:
+        # Caught here, not as a 400 from Resource Manager after the lease was taken.
+        raise BadMessage(f"message 'keyKind' is {str(key_kind)[:40]!r}; expected one of {', '.join(READ_WRITE_KINDS)}")
     return RotationRequest(
         id=document["id"],
         target=document["target"],
@@ -66,7 +70,7 @@ class RotationQueue:
                 self._ready = True
             self._queue.send_message(to_message(request))
         except Exception as exc:
-            raise from_sdk(exc, "Storage", f"enqueue a rotation of {request.target} on {QUEUE_NAME}") from None
+            raise from_sdk(exc, "storage", f"enqueue a rotation of {request.target} on {QUEUE_NAME}") from None
 
 
 def enqueue(records: Any, queue: RotationQueue, request: RotationRequest, event: str, target: Any) -> None:
@@ -80,7 +84,7 @@ def enqueue(records: Any, queue: RotationQueue, request: RotationRequest, event:
     try:
         queue.send(request)
     except Exception as exc:
-        error = from_sdk(exc, "Storage", f"enqueue a rotation of {request.target}")
+        error = from_sdk(exc, "storage", f"enqueue a rotation of {request.target}")
         records.save(request.id, status="failed", target=request.target, errorCode=error.code,
                      errorMessage=error.message, finishedAt=now_text())
         raise error from None

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .accounts import METADATA_NAMES
-from .errors import RotationError, from_sdk
+from .errors import RotationError
 from .runtime import Runtime
 from .settings import Target
 from .times import iso, utc
@@ -35,9 +35,9 @@ def target_status(runtime: Runtime, target: Target) -> dict[str, Any]:
         document["lastRotation"] = runtime.records.latest(target.name) if runtime.settings.storage else None
     except RotationError as error:
         document["error"] = {"code": error.code, "message": error.message}
-    except Exception as exc:
-        error = from_sdk(exc, "Azure", f"read the status of {target.name}")
-        document["error"] = {"code": error.code, "message": error.message}
+    except Exception as exc:  # a bug: keep the type, never the details
+        document["error"] = {"code": "UnexpectedError",
+                             "message": f"{type(exc).__name__} while reading the status of {target.name}"}
     return document
 
 

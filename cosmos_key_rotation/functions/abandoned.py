@@ -27,7 +27,7 @@ def abandoned_rotation(msg: func.QueueMessage) -> None:
         return
     runtime = get_runtime()
     record = runtime.records.get(request.id) or {}
-    code = record.get("errorCode") or "RotationAbandoned"
+    code = record.get("errorCode") or "RetriesExhausted"
     message = (f"gave up after {record.get('attempt', '?')} attempts; last error: "
                f"{record.get('errorMessage') or 'unknown'}")
     runtime.records.save(request.id, status="failed", target=request.target, errorCode=code,

@@ -6,7 +6,9 @@ import secrets
 
 import pytest
 
-from cosmos_key_rotation.events import EventLog, JsonLinesFormatter, RedactingFilter, emit, redact
+from cosmos_key_rotation import redaction
+from cosmos_key_rotation.events import EventLog, JsonLinesFormatter, emit
+from cosmos_key_rotation.redaction import redact
 
 
 def fake_key() -> str:
@@ -34,7 +36,7 @@ def capture() -> tuple[io.StringIO, logging.Handler]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonLinesFormatter())
-    handler.addFilter(RedactingFilter())
+    redaction.install()
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
     return stream, handler
