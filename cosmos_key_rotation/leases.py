@@ -1,48 +1,108 @@
 """One rotation per account at a time: a blob lease in the function app's storage account.
 
 The function app and the CLI take the same lease, so a timer run, an HTTP request and an operator at a
-terminal can overlap safely. A lease lasts 60 s and a background thread renews it while the rotation
-runs, so a crashed holder frees the account within a minute.
+terminal can overlap safely. A lease lasts LEASE_SECONDS and a background thread renews it while the
+rotation runs, so a crashed holder frees the account within a minute. A renewal can fail or hang, so the
+lease is also a fence: before each step that changes Azure (regenerate, publish) the rotation confirms
+that its last successful renewal is recent enough that nobody else can hold the account yet.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from .errors import LeaseBusy, from_sdk
+from .error_table import from_sdk
+from .errors import LeaseBusy, RotationError
 from .names import LEASE_CONTAINER
 from .settings import Target
 
+log = logging.getLogger(__name__)
+
 LEASE_SECONDS = 60
-RENEW_EVERY_SECONDS = 20
+RENEW_EVERY_SECONDS = 15
+# A lease confirmed with less than this left is treated as lost: the step that follows needs the time.
+FENCE_MARGIN_SECONDS = 15
+# Renewal and release must never hold a rotation: each call is bounded (azure-core's transport takes
+# per-call connection_timeout/read_timeout) and sent once (Storage's retry policy reads retry_total per
+# call: azure/storage/blob/_shared/policies.py, StorageRetryPolicy.configure_retries).
+_BOUNDED_CALL = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 0}
 
 
 def lease_blob_name(target: Target) -> str:
     return f"{target.subscription_id}/{target.resource_group}/{target.account}".lower()
 
 
+class HeldLease:
+    """A lease this process holds on one account, renewed in the background until `stop`."""
+
+    def __init__(self, client: Any, account: str, acquired_at: float, lease_seconds: float = LEASE_SECONDS,
+                 renew_every: float = RENEW_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self.account = account
+        self.lease_seconds = lease_seconds
+        self._renew_every = renew_every
+        self._clock = clock
+        self._renewed_at = acquired_at  # when the last successful acquire/renew was *sent*: the lease runs from there
+        self._taken_over = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def confirm(self) -> None:
+        """Raise LeaseLost (transient) unless the lease is surely still ours for FENCE_MARGIN_SECONDS more."""
+        age = self._clock() - self._renewed_at
+        if self._taken_over or age >= self.lease_seconds - FENCE_MARGIN_SECONDS:
+            why = "another holder took it" if self._taken_over else f"its last renewal was {age:.0f} s ago"
+            raise RotationError("LeaseLost", f"the lease on account {self.account} may no longer be ours ({why}; "
+                                f"it lasts {self.lease_seconds:g} s): stopped before changing anything else")
+
+    def renew_once(self) -> None:
+        sent = self._clock()
+        try:
+            self._client.renew(**_BOUNDED_CALL)
+        except Exception as exc:
+            # 409 is LeaseIdMismatchWithLeaseOperation or LeaseNotPresent: the lease expired and is gone.
+            self._taken_over = self._taken_over or getattr(exc, "status_code", None) == 409
+            error = from_sdk(exc, "storage", f"renew the lease of {self.account}")
+            log.warning("renewing the lease of %s failed: %s: %s", self.account, error.code, error.message)
+            return
+        self._renewed_at = sent
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._renew_loop, daemon=True, name=f"lease-{self.account}")
+        self._thread.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self._renew_every):
+            self.renew_once()
+
+    def stop(self) -> None:
+        """Stop renewing and release; never waits for a renewal or release that hangs (each is bounded, and
+        an unreleased lease expires by itself)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+        with suppress(Exception):
+            self._client.release(**_BOUNDED_CALL)
+
+
+class NoLease:
+    """For rotations that run without storage (unit tests): nothing to confirm."""
+
+    def confirm(self) -> None:
+        return None
+
+
 class Leases:
-    def __init__(self, blob_service: Any) -> None:
+    def __init__(self, blob_service: Any, lease_seconds: float = LEASE_SECONDS,
+                 renew_every: float = RENEW_EVERY_SECONDS) -> None:
         self._container = blob_service.get_container_client(LEASE_CONTAINER)
-        self._container_ready = False
-
-    def _blob(self, target: Target) -> Any:
-        from azure.core.exceptions import ResourceExistsError
-
-        if not self._container_ready:
-            with suppress(ResourceExistsError):
-                self._container.create_container()
-            self._container_ready = True
-        blob = self._container.get_blob_client(lease_blob_name(target))
-        # It may exist already, and be leased: that is what acquire_lease will find out.
-        with contextlib.suppress(ResourceExistsError):
-            blob.upload_blob(b"", overwrite=False)
-        return blob
+        self.lease_seconds = lease_seconds
+        self.renew_every = renew_every
 
     def is_held(self, target: Target) -> bool:
         """Whether some rotation of the target's account holds the lease right now."""
@@ -54,43 +114,62 @@ class Leases:
         except ResourceNotFoundError:
             return False
         except Exception as exc:
-            raise from_sdk(exc, "Storage", f"read the lease of {target.account}") from None
+            raise from_sdk(exc, "storage", f"read the lease of {target.account}") from None
 
     @contextmanager
-    def hold(self, target: Target, wait_seconds: float = 15.0, poll_seconds: float = 1.0) -> Iterator[None]:
+    def hold(self, target: Target, wait_seconds: float = 15.0, poll_seconds: float = 1.0) -> Iterator[HeldLease]:
         """Hold the account's lease for the block; wait up to `wait_seconds`, then raise LeaseBusy."""
-        from azure.core.exceptions import HttpResponseError
-
-        try:
-            blob = self._blob(target)
-        except Exception as exc:
-            raise from_sdk(exc, "Storage", f"prepare the lease of {target.account}") from None
+        blob = self._container.get_blob_client(lease_blob_name(target))
         deadline = time.monotonic() + wait_seconds
         while True:
-            try:
-                lease = blob.acquire_lease(lease_duration=LEASE_SECONDS)
+            sent = time.monotonic()
+            client = self._acquire(blob, target)
+            if client is not None:
                 break
-            except HttpResponseError as exc:
-                if exc.status_code != 409:
-                    raise from_sdk(exc, "Storage", f"take the lease of {target.account}") from None
             if time.monotonic() >= deadline:
                 raise LeaseBusy(target.account)
             time.sleep(poll_seconds)
-        stop = threading.Event()
-        renewer = threading.Thread(target=_renew, args=(lease, stop), daemon=True, name=f"lease-{target.account}")
-        renewer.start()
+        held = HeldLease(client, target.account, sent, self.lease_seconds, self.renew_every)
+        held.start()
         try:
-            yield
+            yield held
         finally:
-            stop.set()
-            renewer.join()
-            with contextlib.suppress(Exception):  # if not released, it expires within LEASE_SECONDS
-                lease.release()
+            held.stop()
 
+    def _acquire(self, blob: Any, target: Target) -> Any | None:
+        """The lease client, or None when another holder has the lease. The blob (and its container) are
+        created on first use only: a Put Blob on a leased blob without the lease id is refused by Blob
+        Storage with 412 LeaseIdMissing (Put Blob, REST reference; Azure/Azurite issue 2637), so it is never
+        sent while someone may hold the lease."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-def _renew(lease: Any, stop: threading.Event) -> None:
-    while not stop.wait(RENEW_EVERY_SECONDS):
+        action = f"take the lease of {target.account}"
+        for _ in range(2):
+            try:
+                return blob.acquire_lease(lease_duration=int(self.lease_seconds))
+            except ResourceNotFoundError as exc:  # BlobNotFound or ContainerNotFound: the first rotation
+                self._create(blob, getattr(exc, "error_code", None), action)
+            except HttpResponseError as exc:
+                if exc.status_code == 409:  # LeaseAlreadyPresent
+                    return None
+                raise from_sdk(exc, "storage", action) from None
+            except Exception as exc:
+                raise from_sdk(exc, "storage", action) from None
+        raise RotationError("UnexpectedServiceAnswer", f"Storage: the lease blob of {target.account} vanished "
+                            "while it was being taken")
+
+    def _create(self, blob: Any, error_code: str | None, action: str) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
         try:
-            lease.renew()
-        except Exception:  # a failed renewal is retried at the next tick; the lease still has 40 s left
-            continue
+            if error_code == "ContainerNotFound":
+                with suppress(ResourceExistsError):
+                    self._container.create_container()
+            blob.upload_blob(b"", overwrite=False)
+        except ResourceExistsError:
+            pass  # 409 BlobAlreadyExists: another process created it first
+        except HttpResponseError as exc:
+            if exc.status_code != 412:  # 412 LeaseIdMissing: it exists, and someone already holds it
+                raise from_sdk(exc, "storage", action) from None
+        except Exception as exc:
+            raise from_sdk(exc, "storage", action) from None

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .errors import from_sdk
+from .error_table import from_sdk
+from .errors import RotationError
 
 CONTENT_TYPE = "application/x-cosmosdb-connection-string"
 
@@ -41,9 +42,10 @@ class Vault:
         try:
             secret = self._client.get_secret(name)
         except ResourceNotFoundError:
+            self._refuse_if_deleted(name)
             return None
         except Exception as exc:
-            raise from_sdk(exc, "Key Vault", f"read secret {name}") from None
+            raise from_sdk(exc, "vault", f"read secret {name}") from None
         return LiveSecret(
             name=name,
             version=secret.properties.version or "",
@@ -51,6 +53,24 @@ class Vault:
             tags=dict(secret.properties.tags or {}),
             value=secret.value or "",
         )
+
+    def _refuse_if_deleted(self, name: str) -> None:
+        """A soft-deleted secret answers 404 like a missing one (Key Vault REST, Get Secret), yet its name
+        cannot be reused and applications may still hold its key: it is never treated as missing."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            deleted = self._client.get_deleted_secret(name)
+        except ResourceNotFoundError:  # truly missing
+            return
+        except Exception as exc:
+            raise from_sdk(exc, "vault", f"read deleted secret {name}") from None
+        purge = deleted.scheduled_purge_date.date().isoformat() if deleted.scheduled_purge_date else "its purge date"
+        raise RotationError(
+            "SecretDeleted",
+            f"secret {name} is deleted but recoverable in Key Vault (until {purge}): recover it "
+            f"(`az keyvault secret recover --name {name} --vault-name <vault>`) to keep its versions, or purge it "
+            "to start over; the rotation regenerates nothing until then")
 
     def publish(self, name: str, value: str, tags: dict[str, str], validity_days: int) -> str:
         """Add a new version and return its id. Every call adds a version; the caller decides when."""
@@ -60,5 +80,5 @@ class Vault:
                 name, value, content_type=CONTENT_TYPE, tags=tags, expires_on=expires_on, enabled=True
             )
         except Exception as exc:
-            raise from_sdk(exc, "Key Vault", f"publish secret {name}") from None
+            raise from_sdk(exc, "vault", f"publish secret {name}") from None
         return secret.properties.version or ""

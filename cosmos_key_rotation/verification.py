@@ -1,4 +1,4 @@
-"""Step 4: prove that a new key authenticates against the account's data plane before publishing it.
+"""Step 4: prove that a new key authenticates against the account's data plane.
 
 Azure documents a propagation delay of a minute to hours after a regeneration, during which the data
 plane may still answer 401 to the new key. The SDK does not retry a 401 (it is final for any ordinary
@@ -7,9 +7,11 @@ caller), so this module retries it, with back-off, until the deadline.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import RotationError
 
@@ -24,15 +26,17 @@ class Verifier:
     max_delay: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    try_key: Callable[[str, str], tuple[int | None, str]] = field(default=lambda endpoint, key: try_key(endpoint, key))
 
     def verify(self, endpoint: str, key: str) -> int:
-        """Return how many attempts it took; raise RotationError when the deadline passes."""
+        """Return how many attempts it took; raise RotationError when the data plane refuses for good or
+        the deadline passes."""
         deadline = self.clock() + self.timeout_seconds
         delay = self.first_delay
         attempt = 0
         while True:
             attempt += 1
-            status, reason = _try_key(endpoint, key)
+            status, reason = self.try_key(endpoint, key)
             if status is None:
                 return attempt
             if status not in _RETRY_STATUS:
@@ -45,15 +49,37 @@ class Verifier:
             if remaining <= 0:
                 raise RotationError(
                     "VerificationTimedOut",
-                    f"the new key was still refused by {endpoint} ({status} {reason}) after {attempt} attempts "
-                    f"over {self.timeout_seconds:g} s; nothing was published and the old secret stays live",
-                    transient=True,
+                    f"the new key was still refused by {endpoint} ({status} {reason}) after {attempt} attempt(s) "
+                    f"over {self.timeout_seconds:g} s (VERIFY_TIMEOUT_SECONDS)",
                 )
             self.sleep(min(delay, remaining))
             delay = min(delay * 2, self.max_delay)
 
 
-def _try_key(endpoint: str, key: str) -> tuple[int | None, str]:
+_session_lock = threading.Lock()
+_session: Any = None
+
+
+def _transport() -> Any:
+    """One HTTP session for every verification, owned here rather than by each CosmosClient.
+
+    A CosmosClient reads the account when it is built and then starts a background health check of the
+    account's endpoints (azure/cosmos/_global_endpoint_manager.py, `_start_background_refresh`). Closing the
+    client closes a transport it owns, and the health check still running on it fails and logs `Health check
+    task failed` at ERROR. A transport over a session the client does not own (azure-core
+    RequestsTransport(session=..., session_owner=False): its close() leaves the session open) lets the check
+    finish quietly, and reuses connections across attempts."""
+    global _session
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+
+    with _session_lock:
+        if _session is None:
+            _session = requests.Session()
+        return RequestsTransport(session=_session, session_owner=False)
+
+
+def try_key(endpoint: str, key: str) -> tuple[int | None, str]:
     """Read the database account with the key. None when it authenticates, else (status, reason)."""
     from azure.core.exceptions import ServiceRequestError, ServiceResponseError
     from azure.cosmos import CosmosClient
@@ -61,7 +87,8 @@ def _try_key(endpoint: str, key: str) -> tuple[int | None, str]:
 
     try:
         # Constructing the client reads the database account (GET /), a request signed with the key.
-        with CosmosClient(endpoint, credential=key, retry_total=0, connection_timeout=10) as client:
+        with CosmosClient(endpoint, credential=key, retry_total=0, connection_timeout=10,
+                          transport=_transport()) as client:
             next(iter(client.list_databases(max_item_count=1)), None)
         return None, ""
     except CosmosHttpResponseError as exc:

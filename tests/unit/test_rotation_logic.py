@@ -31,17 +31,19 @@ class FakeAccounts:
     def get(self, target):
         return AccountState(ENDPOINT, dict(self.generated))
 
-    def regenerate(self, target, kind):
+    def regenerate(self, target, kind, before=None, before_send=lambda: None):
+        before_send()
         if self.fail_regeneration:
-            raise RotationError("RegenerationFailed", "operation failed", transient=True)
+            raise RotationError("RegenerationFailed", "operation failed")
         self.regenerated.append(kind)
         self.keys_[kind] = new_key()
         self.generated[kind] = datetime.now(timezone.utc)
+        return self.get(target)
 
     def keys(self, target):
         return dict(self.keys_)
 
-    def connection_string(self, target, kind, endpoint):
+    def connection_string(self, target, kind, endpoint, not_key=None):
         return connection_string(endpoint, self.keys_[kind])
 
 
@@ -144,7 +146,7 @@ def test_retry_after_crash_does_not_regenerate_twice():
 def test_first_rotation_interrupted_before_any_secret_resumes_on_redelivery():
     rotator, accounts, vault, _ = make()
     request = RotationRequest.new("docdb-test", "timer")
-    vault.publish = lambda *args: (_ for _ in ()).throw(RotationError("Throttled", "busy", transient=True))
+    vault.publish = lambda *args: (_ for _ in ()).throw(RotationError("Throttled", "busy"))
     failed = rotator.rotate(request)
     assert (failed.outcome, failed.transient) == ("failed", True)
     del vault.publish  # Key Vault answers again
@@ -219,3 +221,120 @@ def test_unknown_target_fails_with_a_code(name):
     rotator, *_ = make()
     result = rotator.rotate(RotationRequest.new(name, "cli"))
     assert (result.outcome, result.error_code) == ("failed", "UnknownTarget")
+
+
+class Order:
+    """Shared log of what the doubles did, in order."""
+
+    def __init__(self, rotator, accounts, vault, verifier):
+        self.steps = []
+        publish, verify, regenerate = vault.publish, verifier.verify, accounts.regenerate
+        vault.publish = lambda *a: self.steps.append("publish") or publish(*a)
+        verifier.verify = lambda *a: self.steps.append("verify") or verify(*a)
+        accounts.regenerate = lambda *a: self.steps.append("regenerate") or regenerate(*a)
+
+
+def test_alternate_verifies_before_publishing():
+    rotator, accounts, vault, verifier = make()
+    order = Order(rotator, accounts, vault, verifier)
+    rotate(rotator)
+    assert order.steps == ["regenerate", "verify", "publish"]
+
+
+def test_a_fixed_strategy_publishes_the_new_live_key_before_verifying_it():
+    rotator, accounts, vault, verifier = make(strategy="primary", cooldown=0)
+    rotate(rotator)
+    order = Order(rotator, accounts, vault, verifier)
+    rotate(rotator)
+    assert order.steps == ["regenerate", "publish", "verify"]
+
+
+def test_a_fixed_strategy_whose_published_key_does_not_verify_fails_for_good_at_error():
+    rotator, accounts, vault, verifier = make(strategy="primary", cooldown=0)
+    rotate(rotator)
+    verifier.verify = lambda endpoint, key: (_ for _ in ()).throw(RotationError("VerificationTimedOut", "401s"))
+    result = rotate(rotator)
+    assert (result.outcome, result.error_code, result.transient) == ("failed", "PublishedKeyUnverified", False)
+    live = vault.live("cs")
+    assert live.value == connection_string(ENDPOINT, accounts.keys_["primary"])  # the only valid key is published
+    assert result.secret_version == live.version and result.key_kind == "primary"
+
+
+def test_alternate_publishes_nothing_when_the_new_key_does_not_verify():
+    rotator, _accounts, vault, verifier = make(cooldown=0)
+    rotate(rotator)
+    before = vault.live("cs")
+    verifier.verify = lambda endpoint, key: (_ for _ in ()).throw(RotationError("VerificationTimedOut", "401s"))
+    result = rotate(rotator)
+    assert (result.outcome, result.error_code, result.transient) == ("failed", "VerificationTimedOut", True)
+    assert vault.live("cs") == before and result.secret_version is None
+
+
+class FailingRecords(FakeRecords):
+    def __init__(self, fail_times):
+        super().__init__()
+        self.fail_times = fail_times
+
+    def save(self, rotation_id, **fields):
+        if self.fail_times and "regeneratingKeyKind" not in fields:
+            self.fail_times -= 1
+            raise RotationError("ServiceUnavailable", "Storage answered 503")
+        super().save(rotation_id, **fields)
+
+
+@pytest.mark.parametrize("fail_times", [1, 2, 3])
+def test_a_record_that_cannot_be_saved_never_hides_the_outcome(fail_times, caplog):
+    rotator, _accounts, vault, _ = make()
+    rotator.records = FailingRecords(fail_times)
+    with caplog.at_level("INFO"):
+        result = rotate(rotator)
+    assert result.outcome == "succeeded" and vault.live("cs") is not None
+    assert [r.event for r in caplog.records if getattr(r, "event", None) == "RotationSucceeded"]
+    saved = rotator.records.rows.get(result.id, {})
+    # start fails (1), start and first final save fail (2): the retried final save lands; all three fail: none.
+    assert saved.get("status") == ("succeeded" if fail_times < 3 else None)
+
+
+def test_the_lease_is_confirmed_before_regenerating_and_before_publishing():
+    rotator, accounts, vault, _ = make()
+
+    class Lease:
+        def __init__(self, good):
+            self.good = good
+
+        def confirm(self):
+            if self.good == 0:
+                raise RotationError("LeaseLost", "renewal failed")
+            self.good -= 1
+
+    class Leases:
+        def __init__(self, good):
+            self.good = good
+
+        def hold(self, target, wait_seconds):
+            from contextlib import nullcontext
+
+            return nullcontext(Lease(self.good))
+
+    rotate(rotator)  # secondary published
+    published = vault.live("cs")
+    rotator.leases = Leases(0)
+    first = rotate(rotator, force=True)
+    assert (first.error_code, first.transient) == ("LeaseLost", True) and accounts.regenerated == ["secondary"]
+    rotator.leases = Leases(1)  # still ours when regenerating, lost before publishing
+    second = rotate(rotator, force=True)
+    assert second.error_code == "LeaseLost" and accounts.regenerated == ["secondary", "primary"]
+    assert vault.live("cs") == published
+    rotator.leases = Leases(5)
+    third = rotate(rotator)  # resumes, inside the cooldown: no second regeneration
+    assert (third.outcome, third.key_kind) == ("succeeded", "primary")
+    assert accounts.regenerated == ["secondary", "primary"]
+
+
+def test_a_secret_holding_a_bare_key_is_recognised_by_comparison():
+    rotator, accounts, vault, _ = make()
+    vault.versions["cs"] = [LiveSecret("cs", "v0", datetime.now(timezone.utc) - timedelta(days=30), {},
+                                       accounts.keys_["primary"])]
+    result = rotate(rotator)
+    assert (result.key_kind, result.previous_key_kind) == ("secondary", "primary")
+    assert accounts.regenerated == ["secondary"]

@@ -1,0 +1,152 @@
+"""Step 1 of a rotation, as a pure function: given what was read (the live secret, the account's
+keysMetadata, the rotation record, the request), decide what happens to one secret. No I/O here, so every
+decision can be read, and tested with a table of cases, on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .accounts import READ_ONLY_KINDS, READ_WRITE_KINDS
+from .errors import RotationError
+from .times import parse_iso
+from .vault import LiveSecret
+
+TRIGGERS = ("timer", "http", "cli")
+# A secret published without our keyGeneratedAt tag is compared by its creation time, which Key Vault
+# keeps in whole seconds: allow for that rounding.
+_CREATED_ON_ROUNDING = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class RotationRequest:
+    id: str
+    target: str
+    trigger: str
+    key_kind: str | None = None
+    force: bool = False
+    dry_run: bool = False
+    attempt: int = 1
+    retryable: bool = False  # the caller retries a transient failure (the queue worker)
+
+    @staticmethod
+    def new(target: str, trigger: str, key_kind: str | None = None, force: bool = False,
+            dry_run: bool = False) -> RotationRequest:
+        return RotationRequest(str(uuid.uuid4()), target, trigger, key_kind, force, dry_run)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A secret and the two key kinds that alternate into it."""
+
+    secret_name: str
+    kinds: tuple[str, str]
+
+    @property
+    def read_only(self) -> bool:
+        return self.kinds == READ_ONLY_KINDS
+
+
+@dataclass(frozen=True)
+class Plan:
+    pair: Pair
+    live: LiveSecret | None
+    live_kind: str | None
+    kind: str
+    # "rotate" (regenerate, then finish), "resume" (regenerated earlier, not published: finish it),
+    # "done" (this request already published this pair), "cooldown" (skip)
+    action: str
+    # kind's generationTime as read before regenerating: the regeneration is seen when it moves past this
+    generated_before: datetime | None = None
+    cooldown_left: timedelta | None = None
+
+    @property
+    def publish_first(self) -> bool:
+        """Whether the new key replaces the one the secret holds (a fixed strategy): that key is dead the
+        moment the regeneration completes, so the new one is published before it is verified."""
+        return self.live_kind is not None and self.kind == self.live_kind
+
+
+def decide(pair: Pair, strategy: str, live: LiveSecret | None, live_kind: str | None,
+           generated: dict[str, datetime | None], record: dict[str, Any] | None, request: RotationRequest,
+           now: datetime, cooldown: timedelta) -> Plan:
+    """What to do with one secret. Run again after any interruption, it sees what the last run left and
+    plans the rest: a version tagged with this request's id means the pair is done; a key regenerated
+    after the live secret was published (or after this request's record says it asked) means an
+    interrupted attempt to finish, never to repeat."""
+    kind = choose_kind(pair, strategy, live_kind, request.key_kind)
+    before = generated.get(kind)
+    if live is not None and live.rotation_id == request.id:
+        return Plan(pair, live, live_kind, live_kind or kind, "done", before)
+    if regenerated_since_published(kind, generated, live) or regenerated_by_request(record, kind, generated):
+        return Plan(pair, live, live_kind, kind, "resume", before)
+    left = cooldown_left(live, now, cooldown)
+    if left is not None and not request.force:
+        return Plan(pair, live, live_kind, kind, "cooldown", before, left)
+    return Plan(pair, live, live_kind, kind, "rotate", before)
+
+
+def choose_kind(pair: Pair, strategy: str, live_kind: str | None, requested: str | None) -> str:
+    """The key kind to regenerate. A requested kind picks the read-write key; the read-only pair follows
+    its own secret. Under `alternate` the live key is never chosen."""
+    requested = requested if requested and not pair.read_only else None
+    if strategy != "alternate":
+        return requested or pair_kind(strategy, pair)
+    if requested is not None and requested == live_kind:
+        raise RotationError(
+            "KeyKindIsLive",
+            f"{requested} is the key that secret {pair.secret_name} publishes now; under the alternate "
+            "strategy the live key is never regenerated (applications still use it)",
+        )
+    if requested is not None:
+        return requested
+    if live_kind is None:
+        return pair.kinds[1]  # nothing published yet: start with the secondary, as the original script
+    return pair.kinds[0] if live_kind == pair.kinds[1] else pair.kinds[1]
+
+
+def pair_kind(kind: str, pair: Pair) -> str:
+    """Map `primary`/`secondary` onto the pair: the read-only pair uses `primaryReadonly`/..."""
+    base = kind.removesuffix("Readonly")
+    return f"{base}Readonly" if pair.read_only else base
+
+
+def regenerated_since_published(kind: str, generated: dict[str, datetime | None], live: LiveSecret | None) -> bool:
+    """Whether `kind` was regenerated after the live secret was published (both times the account's clock
+    when the secret carries keyGeneratedAt; else Key Vault's creation time, kept in whole seconds)."""
+    moment = generated.get(kind)
+    if live is None or moment is None:
+        return False
+    tagged = parse_iso(live.tags.get("keyGeneratedAt"))
+    if tagged is not None:
+        return moment > tagged
+    return live.created_on is not None and moment > live.created_on + _CREATED_ON_ROUNDING
+
+
+def regenerated_by_request(record: dict[str, Any] | None, kind: str, generated: dict[str, datetime | None]) -> bool:
+    """Whether an earlier attempt of this same request regenerated `kind` and did not publish it. Its record
+    notes, before asking, the kind and its generationTime as read then (`keyGeneratedBefore`, the account's
+    clock like keysMetadata): only a newer time is that regeneration. This matters when no secret exists
+    yet to compare with; a regeneration that failed leaves the time as it was."""
+    if not record or record.get("regeneratingKeyKind") != kind:
+        return False
+    moment = generated.get(kind)
+    before = parse_iso(record.get("keyGeneratedBefore"))
+    return moment is not None and (before is None or moment > before)
+
+
+def cooldown_left(live: LiveSecret | None, now: datetime, cooldown: timedelta) -> timedelta | None:
+    if live is None or live.created_on is None:
+        return None
+    left = live.created_on + cooldown - now
+    return left if left > timedelta(0) else None
+
+
+def pairs_of(secret_name: str, readonly_secret_name: str | None) -> list[Pair]:
+    pairs = [Pair(secret_name, READ_WRITE_KINDS)]
+    if readonly_secret_name:
+        pairs.append(Pair(readonly_secret_name, READ_ONLY_KINDS))
+    return pairs
