@@ -61,4 +61,5 @@ EVENT_NAMES = (
     "RotationSkipped",
     "RotationFailed",
     "RotationAbandoned",
+    "ScheduleFailed",
 )

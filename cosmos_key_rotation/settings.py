@@ -272,7 +272,27 @@ def _targets_from_json(raw: str, reader: _Reader) -> tuple[Target, ...]:
         if target.name in seen:
             reader.problems.append(f"ROTATION_TARGETS names {target.name!r} twice; target names must be unique")
         seen.add(target.name)
+    reader.problems.extend(_shared_accounts(targets))
     return tuple(targets)
+
+
+def _shared_accounts(targets: list[Target]) -> list[str]:
+    """Two targets on one account would rotate the same keys into two secrets, each alternating on its
+    own: the second rotation would regenerate the key the first one just published."""
+    first: dict[tuple[str, str, str], Target] = {}
+    problems = []
+    for target in targets:
+        # Resource Manager names are case-insensitive.
+        key = (target.subscription_id.lower(), target.resource_group.lower(), target.account.lower())
+        if key in first:
+            problems.append(
+                f"ROTATION_TARGETS: targets {first[key].name!r} and {target.name!r} both name account "
+                f"{target.account} (resource group {target.resource_group}, subscription {target.subscription_id}); "
+                "keep one target per account"
+            )
+        else:
+            first[key] = target
+    return problems
 
 
 def _target(entry: Mapping[str, object], names: Mapping[str, str], problems: list[str]) -> Target:

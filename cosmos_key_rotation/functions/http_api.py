@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ bp = func.Blueprint()
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _REQUEST_FIELDS = {"target", "keyKind", "force"}
-_ROTATION_ID = re.compile(r"^[0-9a-fA-F-]{36}$")
+_ROTATION_ID = re.compile(r"[0-9a-fA-F-]{36}")
 
 
 class HttpError(Exception):
@@ -89,8 +90,7 @@ def _request_rotation(req: func.HttpRequest, runtime: Runtime) -> func.HttpRespo
     if runtime.leases.is_held(target):
         raise HttpError(409, "RotationInProgress", f"a rotation of account {target.account} is running now")
     request = RotationRequest.new(target.name, "http", key_kind=key_kind, force=force)
-    if not force:
-        _refuse_early(runtime, target, request)
+    _refuse_early(runtime, target, request)
     enqueue(runtime.records, runtime.queue, request, "RotationRequested", target)
     status_url = _status_url(req, request.id)
     return _json({"id": request.id, "status": "queued", "statusUrl": status_url}, 202, {"Location": status_url})
@@ -100,7 +100,7 @@ def _parse_body(req: func.HttpRequest) -> dict[str, Any]:
     raw = req.get_body() or b""
     try:
         body = json.loads(raw.decode("utf-8")) if raw.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8 or not JSON; nested too deep; an integer too long to read
         raise HttpError(400, "InvalidJson", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HttpError(400, "InvalidBody", 'the request body must be a JSON object such as {"target": "NAME"}')
@@ -127,12 +127,13 @@ def _validate(body: dict[str, Any], runtime: Runtime) -> tuple[str, str | None, 
 
 
 def _refuse_early(runtime: Runtime, target: Any, request: RotationRequest) -> None:
-    """Answer 429 (cooldown) or 409 (live key requested) now rather than queue a rotation that will
-    be skipped. A failure to look is not the caller's fault: the worker decides then."""
-    rotator = runtime.rotator()
+    """Answer 409 (the live key requested, whatever `force` says) or 429 (cooldown, unless `force`) now
+    rather than queue a rotation that cannot run. A failure to look is not the caller's fault: the
+    worker decides then."""
     try:
         account = runtime.accounts.get(target)
-        plan = rotator.plan(target, pairs_of(target)[0], account, request)
+        # A planning read only: no record is read for a request that does not exist yet.
+        plan = runtime.rotator().plan(target, pairs_of(target)[0], account, replace(request, dry_run=True))
     except RotationError as error:
         if error.code == "KeyKindIsLive":
             raise HttpError(409, error.code, error.message) from None
@@ -147,7 +148,7 @@ def _refuse_early(runtime: Runtime, target: Any, request: RotationRequest) -> No
 
 def _rotation_status(req: func.HttpRequest, runtime: Runtime) -> func.HttpResponse:
     rotation_id = req.route_params.get("id", "")
-    record = runtime.records.get(rotation_id) if _ROTATION_ID.match(rotation_id) else None
+    record = runtime.records.get(rotation_id) if _ROTATION_ID.fullmatch(rotation_id) else None
     if record is None:
         raise HttpError(404, "RotationNotFound", f"no rotation with id {rotation_id!r}")
     return _json(record)

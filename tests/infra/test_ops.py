@@ -120,7 +120,8 @@ def test_kql_checker_catches_an_invalid_query():
 
 def test_alert_on_every_final_failure_and_every_abandoned_rotation_but_not_on_retries():
     kql = without_comments(read(QUERIES / "rotation-failed.kql"))
-    assert 'event == "RotationAbandoned" or (event == "RotationFailed" and outcome != "retrying")' in kql
+    assert ('event in ("RotationAbandoned", "ScheduleFailed") or (event == "RotationFailed" and outcome != "retrying")'
+            in kql)
 
 
 def rule(trees, symbol) -> dict:

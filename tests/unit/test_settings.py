@@ -159,3 +159,11 @@ def test_sample_settings_file_lists_every_setting():
     values = read_settings_file("local.settings.sample.json")
     assert set(PRODUCT_SETTINGS) <= set(values)
     assert "AzureWebJobsStorage" in values
+
+
+def test_two_targets_on_one_account_are_refused_naming_both():
+    entry = {"subscriptionId": SUB, "resourceGroup": "rg-cosmos", "account": "docdb-test",
+             "keyVaultUri": "https://kv-test.vault.azure.cn/"}
+    other = {**entry, "name": "copy", "resourceGroup": "RG-COSMOS", "secretName": "another"}
+    (problem,) = problems({"ROTATION_TARGETS": json.dumps([entry, other])})
+    assert "'docdb-test' and 'copy' both name account docdb-test" in problem
