@@ -11,6 +11,7 @@ class Cloud:
     resource_manager: str
     authority_host: str
     storage_suffix: str
+    key_vault_suffix: str
 
     def arm_scope(self, arm_endpoint: str | None = None) -> str:
         """The token scope for Resource Manager: its audience is the endpoint itself."""
@@ -27,17 +28,20 @@ CLOUDS: dict[str, Cloud] = {
         resource_manager="https://management.azure.com/",
         authority_host="login.microsoftonline.com",
         storage_suffix="core.windows.net",
+        key_vault_suffix="vault.azure.net",
     ),
     "AzureChinaCloud": Cloud(
         name="AzureChinaCloud",
         resource_manager="https://management.chinacloudapi.cn/",
         authority_host="login.chinacloudapi.cn",
         storage_suffix="core.chinacloudapi.cn",
+        key_vault_suffix="vault.azure.cn",
     ),
     "AzureUSGovernment": Cloud(
         name="AzureUSGovernment",
         resource_manager="https://management.usgovcloudapi.net/",
         authority_host="login.microsoftonline.us",
         storage_suffix="core.usgovcloudapi.net",
+        key_vault_suffix="vault.usgovcloudapi.net",
     ),
 }

@@ -25,6 +25,8 @@ PRODUCT_SETTINGS = (
     "MAX_KEY_AGE_DAYS",
     "VERIFY_NEW_KEY",
     "VERIFY_TIMEOUT_SECONDS",
+    "LIVE_KEY_KIND",
+    "PAUSED_TARGETS",
 )
 
 # Settings the Functions host reads, not the product code; the Bicep sets them too.
@@ -40,6 +42,10 @@ HOST_SETTINGS = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+    # Operators pause the timer with it (the host reads it; `status` shows it); never set by the Bicep.
+    "AzureWebJobs.scheduled_rotation.Disabled",
+    "AzureWebJobs__scheduled_rotation__Disabled",
+    "AzureWebJobs_scheduled_rotation_Disabled",
 )
 
 # The Resource Manager actions the code performs on a Cosmos DB account (accounts.py).
@@ -62,4 +68,7 @@ EVENT_NAMES = (
     "RotationFailed",
     "RotationAbandoned",
     "ScheduleFailed",
+    "AccountAdopted",
+    "RotationRolledBack",
+    "LiveSecretExpired",
 )

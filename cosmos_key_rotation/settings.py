@@ -12,14 +12,26 @@ from urllib.parse import urlsplit
 from .clouds import CLOUDS, Cloud
 
 STRATEGIES = ("alternate", "primary", "secondary")
+LIVE_KEY_KINDS = ("primary", "secondary")
 DEFAULT_SCHEDULE = "0 0 3 1,15 * *"
+# The host's own switch for one function (docs: "How to disable functions in Azure Functions"); Linux app
+# settings may reach the worker with the dots as underscores.
+TIMER_DISABLED_SETTINGS = ("AzureWebJobs.scheduled_rotation.Disabled", "AzureWebJobs__scheduled_rotation__Disabled",
+                           "AzureWebJobs_scheduled_rotation_Disabled")
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]{1,42}[a-z0-9]$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
 _SECRET = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/-]+$")
+# NCRONTAB with seconds, as the Functions timer reads it: the range of each field, and the names it takes.
+_CRON_RANGES = (("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
+                ("day-of-week", 0, 6))
+_CRON_NAMES = {
+    "month": {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
+                                          "NOV", "DEC"), start=1)},
+    "day-of-week": {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))},
+}
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 
@@ -44,6 +56,8 @@ class Target:
     secret_name: str
     readonly_secret_name: str | None = None
     strategy: str = "alternate"
+    # The key applications use today, declared by the operator: the first run publishes it as it is.
+    live_key_kind: str | None = None
 
     @property
     def account_id(self) -> str:
@@ -81,6 +95,8 @@ class Settings:
     verify_new_key: bool = True
     verify_timeout_seconds: int = 600
     storage: StorageSettings | None = None
+    paused_targets: frozenset[str] = frozenset()
+    timer_disabled: bool = False
 
     @property
     def targets_by_name(self) -> dict[str, Target]:
@@ -89,6 +105,9 @@ class Settings:
     def target(self, name: str) -> Target:
         """The target named `name`; KeyError if there is none."""
         return self.targets_by_name[name]
+
+    def paused(self, name: str) -> bool:
+        return name in self.paused_targets
 
     def require_storage(self) -> StorageSettings:
         if self.storage is None:
@@ -108,8 +127,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if cloud is None:
         problems.append(f"AZURE_CLOUD is {cloud_name!r}; expected one of {', '.join(CLOUDS)}")
         cloud = CLOUDS["AzureCloud"]
+    targets = _targets(reader)
+    _check_vaults(targets, cloud, problems)
     settings = Settings(
-        targets=_targets(reader),
+        targets=targets,
         schedule=_schedule(reader),
         cloud=cloud,
         arm_endpoint=reader.https_url("ARM_ENDPOINT") or cloud.resource_manager,
@@ -120,6 +141,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         verify_new_key=reader.boolean("VERIFY_NEW_KEY", True),
         verify_timeout_seconds=reader.integer("VERIFY_TIMEOUT_SECONDS", 600, 0, 3600),
         storage=_storage(env, problems),
+        paused_targets=_paused(reader, targets),
+        timer_disabled=any(reader.text(name) and reader.text(name).lower() in _TRUE  # type: ignore[union-attr]
+                           for name in TIMER_DISABLED_SETTINGS),
     )
     if problems:
         raise SettingsError(problems)
@@ -198,12 +222,68 @@ def _url_problems(name: str, url: str) -> list[str]:
 def _schedule(reader: _Reader) -> str:
     schedule = reader.text("ROTATION_SCHEDULE") or DEFAULT_SCHEDULE
     fields = schedule.split()
-    if len(fields) != 6 or not all(_CRON_FIELD.match(f) for f in fields):
+    if len(fields) != 6:
         reader.problems.append(
             f"ROTATION_SCHEDULE is {schedule!r}; expected an NCRONTAB expression of 6 fields "
             "(second minute hour day month day-of-week), e.g. '0 0 3 1,15 * *'"
         )
+        return schedule
+    for field, (name, low, high) in zip(fields, _CRON_RANGES, strict=True):
+        problem = _cron_field_problem(field, name, low, high)
+        if problem:
+            reader.problems.append(f"ROTATION_SCHEDULE is {schedule!r}: its {name} field {field!r} {problem}")
     return schedule
+
+
+def _cron_field_problem(field: str, name: str, low: int, high: int) -> str | None:
+    """What is wrong with one NCRONTAB field (lists of *, n, n-m, each with an optional /step), or None."""
+    names = _CRON_NAMES.get(name, {})
+
+    def value(text: str) -> int | None:
+        if text.upper() in names:
+            return names[text.upper()]
+        return int(text) if text.isdigit() else None
+
+    for part in field.split(","):
+        body, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) == 0):
+            return f"has a bad step {step!r}"
+        if body == "*":
+            continue
+        start, _, end = body.partition("-")
+        bounds = [value(start)] + ([value(end)] if end else [])
+        if any(bound is None for bound in bounds):
+            return f"is not a number{' or name' if names else ''} ({part!r})"
+        if any(not low <= bound <= high for bound in bounds):  # type: ignore[operator]
+            return f"is out of range: {name} runs from {low} to {high}"
+        if len(bounds) == 2 and bounds[0] > bounds[1]:  # type: ignore[operator]
+            return f"has a range that runs backwards ({part!r})"
+    return None
+
+
+def _check_vaults(targets: tuple[Target, ...], cloud: Cloud, problems: list[str]) -> None:
+    """A vault of another cloud than AZURE_CLOUD cannot work: its token audience and authority differ."""
+    for target in targets:
+        host = (urlsplit(target.key_vault_uri).hostname or "").lower()
+        if not host or _is_loopback(host) or host.endswith("." + cloud.key_vault_suffix):
+            continue
+        where = "KEY_VAULT_URI" if len(targets) == 1 else f"ROTATION_TARGETS ({target.name}).keyVaultUri"
+        problems.append(f"{where} is {target.key_vault_uri!r}, which is not a Key Vault of AZURE_CLOUD={cloud.name} "
+                        f"(its vaults end in .{cloud.key_vault_suffix}); set AZURE_CLOUD to the vault's cloud")
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _paused(reader: _Reader, targets: tuple[Target, ...]) -> frozenset[str]:
+    raw = reader.text("PAUSED_TARGETS")
+    names = frozenset(name.strip() for name in (raw or "").split(",") if name.strip())
+    unknown = sorted(names - {target.name for target in targets})
+    if unknown and targets:
+        reader.problems.append(f"PAUSED_TARGETS names {', '.join(unknown)}, which no target is called; "
+                               f"targets: {', '.join(target.name for target in targets)}")
+    return names
 
 
 def _targets(reader: _Reader) -> tuple[Target, ...]:
@@ -227,6 +307,7 @@ def _targets(reader: _Reader) -> tuple[Target, ...]:
         "secretName": reader.text("SECRET_NAME"),
         "readonlySecretName": reader.text("READONLY_SECRET_NAME"),
         "strategy": reader.text("KEY_STRATEGY"),
+        "liveKeyKind": reader.text("LIVE_KEY_KIND"),
     }
     return (_target(entry, _SINGLE_TARGET_NAMES, reader.problems),)
 
@@ -241,6 +322,7 @@ _SINGLE_TARGET_NAMES = {
     "secretName": "SECRET_NAME",
     "readonlySecretName": "READONLY_SECRET_NAME",
     "strategy": "KEY_STRATEGY",
+    "liveKeyKind": "LIVE_KEY_KIND",
 }
 _TARGET_FIELDS = tuple(_SINGLE_TARGET_NAMES)
 
@@ -335,6 +417,10 @@ def _target(entry: Mapping[str, object], names: Mapping[str, str], problems: lis
     strategy = (get("strategy") or "alternate").lower()
     if strategy not in STRATEGIES:
         problems.append(f"{names['strategy']} is {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    live_key_kind = get("liveKeyKind")
+    if live_key_kind is not None and live_key_kind not in LIVE_KEY_KINDS:
+        problems.append(f"{names['liveKeyKind']} is {live_key_kind!r}; expected the key applications use today: "
+                        f"{' or '.join(LIVE_KEY_KINDS)}")
     return Target(
         name=name or "",
         subscription_id=subscription,
@@ -344,6 +430,7 @@ def _target(entry: Mapping[str, object], names: Mapping[str, str], problems: lis
         secret_name=secret,
         readonly_secret_name=readonly,
         strategy=strategy,
+        live_key_kind=live_key_kind,
     )
 
 

@@ -10,7 +10,7 @@ SINGLE = {
     "COSMOS_SUBSCRIPTION_ID": SUB,
     "COSMOS_RESOURCE_GROUP": "rg-cosmos",
     "COSMOS_ACCOUNT_NAME": "docdb-test",
-    "KEY_VAULT_URI": "https://kv-test.vault.azure.cn/",
+    "KEY_VAULT_URI": "https://kv-test.vault.azure.net/",
 }
 
 
@@ -37,6 +37,14 @@ def test_single_target_gets_the_documented_defaults():
     assert settings.storage is None
 
 
+VAULTS = {"AzureCloud": "https://kv-test.vault.azure.net/", "AzureChinaCloud": "https://kv-test.vault.azure.cn/",
+          "AzureUSGovernment": "https://kv-test.vault.usgovcloudapi.net/"}
+
+
+def in_cloud(cloud, **more):
+    return {**SINGLE, "AZURE_CLOUD": cloud, "KEY_VAULT_URI": VAULTS[cloud], **more}
+
+
 @pytest.mark.parametrize("cloud, arm, authority, storage", [
     ("AzureCloud", "https://management.azure.com/", "login.microsoftonline.com", "core.windows.net"),
     ("AzureChinaCloud", "https://management.chinacloudapi.cn/", "login.chinacloudapi.cn", "core.chinacloudapi.cn"),
@@ -44,7 +52,7 @@ def test_single_target_gets_the_documented_defaults():
      "core.usgovcloudapi.net"),
 ])
 def test_azure_cloud_picks_resource_manager_audience_and_authority(cloud, arm, authority, storage):
-    settings = load_settings({**SINGLE, "AZURE_CLOUD": cloud})
+    settings = load_settings(in_cloud(cloud))
     assert settings.arm_endpoint == arm
     assert settings.cloud.arm_scope() == arm.rstrip("/") + "/.default"
     assert settings.cloud.authority_host == authority
@@ -52,7 +60,7 @@ def test_azure_cloud_picks_resource_manager_audience_and_authority(cloud, arm, a
 
 
 def test_arm_endpoint_overrides_the_cloud_and_its_audience():
-    settings = load_settings({**SINGLE, "AZURE_CLOUD": "AzureChinaCloud", "ARM_ENDPOINT": "https://127.0.0.1:8443"})
+    settings = load_settings(in_cloud("AzureChinaCloud", ARM_ENDPOINT="https://127.0.0.1:8443"))
     assert settings.arm_endpoint == "https://127.0.0.1:8443"
     assert settings.cloud.arm_scope(settings.arm_endpoint) == "https://127.0.0.1:8443/.default"
     assert settings.cloud.authority_host == "login.chinacloudapi.cn"
@@ -111,9 +119,9 @@ def test_duplicate_target_names_and_both_forms_are_refused():
 
 def test_storage_from_connection_string_or_identity():
     assert load_settings({**SINGLE, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}).storage.connection_string
-    storage = load_settings({**SINGLE, "AZURE_CLOUD": "AzureChinaCloud", "AzureWebJobsStorage__accountName": "stfunc",
+    storage = load_settings({**in_cloud("AzureChinaCloud"), "AzureWebJobsStorage__accountName": "stfunc",
                              "AzureWebJobsStorage__clientId": SUB}).storage
-    settings = load_settings({**SINGLE, "AZURE_CLOUD": "AzureChinaCloud",
+    settings = load_settings({**in_cloud("AzureChinaCloud"),
                               "AzureWebJobsStorage__accountName": "stfunc"})
     assert storage.client_id == SUB
     assert storage.service_uri("queue", settings.cloud.storage_suffix) == "https://stfunc.queue.core.chinacloudapi.cn"
@@ -163,7 +171,51 @@ def test_sample_settings_file_lists_every_setting():
 
 def test_two_targets_on_one_account_are_refused_naming_both():
     entry = {"subscriptionId": SUB, "resourceGroup": "rg-cosmos", "account": "docdb-test",
-             "keyVaultUri": "https://kv-test.vault.azure.cn/"}
+             "keyVaultUri": "https://kv-test.vault.azure.net/"}
     other = {**entry, "name": "copy", "resourceGroup": "RG-COSMOS", "secretName": "another"}
     (problem,) = problems({"ROTATION_TARGETS": json.dumps([entry, other])})
     assert "'docdb-test' and 'copy' both name account docdb-test" in problem
+
+
+@pytest.mark.parametrize("schedule, words", [
+    ("99 99 99 99 99 99", "its second field '99' is out of range: second runs from 0 to 59"),
+    ("0 0 24 * * *", "hour field '24' is out of range"),
+    ("0 0 3 0 * *", "day field '0' is out of range: day runs from 1 to 31"),
+    ("0 0 3 1 13 *", "month field '13'"),
+    ("0 0 3 * * 7", "day-of-week field '7'"),
+    ("0 0 3 20-10 * *", "runs backwards"),
+    ("0 */0 * * * *", "bad step '0'"),
+    ("0 0 3 x * *", "is not a number"),
+    ("0 0 3 * * *", None),
+    ("0 0 3 1,15 * *", None),
+    ("*/30 5-10/2 0 1-31 JAN-dec mon-FRI", None),
+])
+def test_the_schedule_is_range_checked(schedule, words):
+    env = {**SINGLE, "ROTATION_SCHEDULE": schedule}
+    if words is None:
+        assert load_settings(env).schedule == schedule
+    else:
+        assert any(words in p and "ROTATION_SCHEDULE" in p for p in problems(env)), problems(env)
+
+
+def test_a_vault_of_another_cloud_is_refused_naming_both():
+    (problem,) = problems({**SINGLE, "KEY_VAULT_URI": "https://kv-test.vault.azure.cn/"})
+    assert "KEY_VAULT_URI" in problem and "AZURE_CLOUD=AzureCloud" in problem and ".vault.azure.net" in problem
+    # The local emulator's loopback vault belongs to any cloud.
+    assert load_settings(in_cloud("AzureChinaCloud", KEY_VAULT_URI="https://127.0.0.1:8443/"))
+
+
+def test_live_key_kind_and_paused_targets():
+    settings = load_settings({**SINGLE, "LIVE_KEY_KIND": "secondary", "PAUSED_TARGETS": "docdb-test"})
+    assert settings.targets[0].live_key_kind == "secondary" and settings.paused("docdb-test")
+    assert any("LIVE_KEY_KIND is 'tertiary'" in p for p in problems({**SINGLE, "LIVE_KEY_KIND": "tertiary"}))
+    assert any("PAUSED_TARGETS names nope" in p for p in problems({**SINGLE, "PAUSED_TARGETS": "nope"}))
+    entry = {"subscriptionId": SUB, "resourceGroup": "rg", "account": "abc", "keyVaultUri": VAULTS["AzureCloud"],
+             "liveKeyKind": "primary"}
+    assert load_settings({"ROTATION_TARGETS": json.dumps([entry])}).targets[0].live_key_kind == "primary"
+
+
+def test_a_disabled_timer_is_seen_in_either_spelling():
+    assert not load_settings(SINGLE).timer_disabled
+    assert load_settings({**SINGLE, "AzureWebJobs.scheduled_rotation.Disabled": "true"}).timer_disabled
+    assert load_settings({**SINGLE, "AzureWebJobs__scheduled_rotation__Disabled": "1"}).timer_disabled
