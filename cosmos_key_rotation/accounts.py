@@ -261,6 +261,6 @@ def _operation_error(exc: Any) -> str:
         error = exc.response.json().get("error") or {}
     except Exception:
         error = {}
-    code = error.get("code") or "OperationFailed"
+    service_code = error.get("code") or "OperationFailed"
     message = error.get("message") or "the operation ended Failed or Canceled"
-    return f"{code}: {message}"
+    return f"{service_code}: {message}"

@@ -58,6 +58,20 @@ _CODES = (
               "re-enable it (`az keyvault secret set-attributes --enabled true`), or publish a current "
               "version with `adopt`"),
     # -- conditions the product itself detects ------------------------------------------------------------
+    ErrorCode("NoLiveSecret", False,
+              "the secret does not exist: the product cannot know which key applications use, so it "
+              "regenerates nothing",
+              "adopt the account: `python -m cosmos_key_rotation adopt --target NAME --key-kind KIND` with the "
+              "key applications use today (or declare liveKeyKind / LIVE_KEY_KIND)"),
+    ErrorCode("KeyChangedOutside", False,
+              "the live key was regenerated outside the product (portal, script): the secret holds a dead key",
+              "publish the account's key as it is now: `adopt --force --key-kind <live kind>` (regenerates "
+              "nothing), then check the applications"),
+    ErrorCode("NoPreviousVersion", False, "rollback: the secret has no earlier enabled version to go back to",
+              "nothing to roll back"),
+    ErrorCode("PreviousKeyInvalid", False,
+              "rollback: the earlier version's key was regenerated since; publishing it would publish a dead key",
+              "roll forward instead: `rotate --force`"),
     ErrorCode("UnknownTarget", False, "no target of that name in the settings",
               "fix the name, or ROTATION_TARGETS"),
     ErrorCode("KeyKindIsLive", False,
@@ -104,6 +118,8 @@ _CODES = (
               "nothing: it is dropped; find who writes to the queue"),
     ErrorCode("ConfigurationError", False, "the app settings are invalid; the message names each one",
               "fix the settings"),
+    ErrorCode("UsageError", False, "the command line was used wrongly (`--json` prints it as its one document)",
+              "see `python -m cosmos_key_rotation --help`"),
     ErrorCode("UnexpectedError", False, "a product bug: an exception the product did not expect",
               "report it with the function app's logs"),
 )

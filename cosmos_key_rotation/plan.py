@@ -57,7 +57,8 @@ class Plan:
     live_kind: str | None
     kind: str
     # "rotate" (regenerate, then finish), "resume" (regenerated earlier, not published: finish it),
-    # "done" (this request already published this pair), "cooldown" (skip)
+    # "done" (this request already published this pair), "cooldown" (skip), "adopt" (no secret yet: publish
+    # the key the operator declared applications use, regenerating nothing)
     action: str
     # kind's generationTime as read before regenerating: the regeneration is seen when it moves past this
     generated_before: datetime | None = None
@@ -72,21 +73,52 @@ class Plan:
 
 def decide(pair: Pair, strategy: str, live: LiveSecret | None, live_kind: str | None,
            generated: dict[str, datetime | None], record: dict[str, Any] | None, request: RotationRequest,
-           now: datetime, cooldown: timedelta) -> Plan:
+           now: datetime, cooldown: timedelta, declared: str | None = None) -> Plan:
     """What to do with one secret. Run again after any interruption, it sees what the last run left and
     plans the rest: a version tagged with this request's id means the pair is done; a key regenerated
     after the live secret was published (or after this request's record says it asked) means an
-    interrupted attempt to finish, never to repeat."""
+    interrupted attempt to finish, never to repeat.
+
+    It never guesses which key applications use: with no secret it regenerates nothing (NoLiveSecret),
+    unless the operator declared that key (`declared`, liveKeyKind), which is then adopted; with a secret
+    whose key the account no longer has, it stops (KeyChangedOutside)."""
+    if live is not None and live.rotation_id == request.id:
+        return Plan(pair, live, live_kind, live_kind or pair.kinds[0], "done", None)
+    if live is None:
+        if declared is None:
+            raise RotationError("NoLiveSecret", f"secret {pair.secret_name} does not exist, so which key applications "
+                                "use is unknown and nothing is regenerated: adopt the account first with "
+                                f"`python -m cosmos_key_rotation adopt --target {request.target} --key-kind "
+                                "primary|secondary` (the key applications use today), or declare it as liveKeyKind")
+        kind = pair_kind(declared, pair)
+        return Plan(pair, live, None, kind, "adopt", generated.get(kind))
+    _refuse_changed_outside(pair, strategy, live, live_kind, generated)
     kind = choose_kind(pair, strategy, live_kind, request.key_kind)
     before = generated.get(kind)
-    if live is not None and live.rotation_id == request.id:
-        return Plan(pair, live, live_kind, live_kind or kind, "done", before)
     if regenerated_since_published(kind, generated, live) or regenerated_by_request(record, kind, generated):
         return Plan(pair, live, live_kind, kind, "resume", before)
     left = cooldown_left(live, now, cooldown)
     if left is not None and not request.force:
         return Plan(pair, live, live_kind, kind, "cooldown", before, left)
     return Plan(pair, live, live_kind, kind, "rotate", before)
+
+
+def _refuse_changed_outside(pair: Pair, strategy: str, live: LiveSecret, live_kind: str | None,
+                            generated: dict[str, datetime | None]) -> None:
+    """The live key regenerated outside the product (the portal, a script): the published key is dead.
+    Under a fixed strategy the live key is the one this product regenerates, so a newer time there is an
+    interrupted attempt of ours, finished by the resume rule instead."""
+    fix = "publish the account's key as it is now with `adopt --force --key-kind {kind}` (it regenerates nothing)"
+    if live_kind is None:
+        raise RotationError("KeyChangedOutside", f"secret {pair.secret_name} holds none of the account's current "
+                            f"{' or '.join(pair.kinds)} keys: a key was regenerated outside the product; "
+                            + fix.format(kind="<the kind applications should use>"))
+    tagged = parse_iso(live.tags.get("keyGeneratedAt"))
+    moment = generated.get(live_kind)
+    if strategy == "alternate" and tagged is not None and moment is not None and moment > tagged:
+        raise RotationError("KeyChangedOutside", f"the {live_kind} key that secret {pair.secret_name} publishes was "
+                            f"regenerated at {moment.isoformat()}, after it was published: applications reading the "
+                            "secret hold a dead key; " + fix.format(kind=live_kind.removesuffix("Readonly")))
 
 
 def choose_kind(pair: Pair, strategy: str, live_kind: str | None, requested: str | None) -> str:
@@ -103,8 +135,6 @@ def choose_kind(pair: Pair, strategy: str, live_kind: str | None, requested: str
         )
     if requested is not None:
         return requested
-    if live_kind is None:
-        return pair.kinds[1]  # nothing published yet: start with the secondary, as the original script
     return pair.kinds[0] if live_kind == pair.kinds[1] else pair.kinds[1]
 
 
@@ -115,12 +145,14 @@ def pair_kind(kind: str, pair: Pair) -> str:
 
 
 def regenerated_since_published(kind: str, generated: dict[str, datetime | None], live: LiveSecret | None) -> bool:
-    """Whether `kind` was regenerated after the live secret was published (both times the account's clock
-    when the secret carries keyGeneratedAt; else Key Vault's creation time, kept in whole seconds)."""
+    """Whether `kind` was regenerated after the live secret was published. The secret's
+    newestKeyGeneratedAt tag is the newest generationTime of its pair when it was published, the account's
+    clock like keysMetadata (an adopted or rolled-back key may be older than the other one); older versions
+    carry keyGeneratedAt only; a secret put there by hand has Key Vault's creation time, in whole seconds."""
     moment = generated.get(kind)
     if live is None or moment is None:
         return False
-    tagged = parse_iso(live.tags.get("keyGeneratedAt"))
+    tagged = parse_iso(live.tags.get("newestKeyGeneratedAt") or live.tags.get("keyGeneratedAt"))
     if tagged is not None:
         return moment > tagged
     return live.created_on is not None and moment > live.created_on + _CREATED_ON_ROUNDING
@@ -139,7 +171,9 @@ def regenerated_by_request(record: dict[str, Any] | None, kind: str, generated: 
 
 
 def cooldown_left(live: LiveSecret | None, now: datetime, cooldown: timedelta) -> timedelta | None:
-    if live is None or live.created_on is None:
+    """How long until the cooldown after the live version ends. An adopted version starts none: the
+    cooldown keeps the two keys from being regenerated back to back, and adopting regenerated nothing."""
+    if live is None or live.created_on is None or live.tags.get("adopted") == "true":
         return None
     left = live.created_on + cooldown - now
     return left if left > timedelta(0) else None

@@ -14,10 +14,13 @@ from .times import now_text
 
 STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
 FINAL_STATUSES = ("succeeded", "failed", "skipped")
+# Written before each regenerateKey request so that a redelivery finishes that regeneration: they describe
+# work in progress, and a finished rotation's answer leaves them out (its outcome fields say what happened).
+IN_PROGRESS_FIELDS = ("regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore")
 
 # The fields a rotation record may hold, in the order the HTTP API shows them.
 FIELDS = (
-    "id", "target", "status", "trigger", "requestedKeyKind", "force", "keyKind", "previousKeyKind",
+    "id", "target", "operation", "status", "trigger", "requestedKeyKind", "force", "keyKind", "previousKeyKind",
     "secretName", "secretVersion", "readonlyKeyKind", "readonlySecretVersion", "reason", "errorCode",
     "errorMessage", "attempt", "requestedAt", "startedAt", "finishedAt", "durationMs",
     "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore",
@@ -72,6 +75,14 @@ class Records:
 
     def get(self, rotation_id: str) -> dict[str, Any] | None:
         return self._read("rotation", rotation_id, FIELDS)
+
+    def shown(self, rotation_id: str) -> dict[str, Any] | None:
+        """The record as the status route shows it: without the in-progress fields once it is finished."""
+        record = self.get(rotation_id)
+        if record is not None and record.get("status") in FINAL_STATUSES:
+            for name in IN_PROGRESS_FIELDS:
+                record.pop(name, None)
+        return record
 
     def latest(self, target: str) -> dict[str, Any] | None:
         return self._read("target", target, ("lastRotationId", "lastStatus", "lastFinishedAt", "lastSucceededAt"))

@@ -5,7 +5,8 @@ configured, its read-only pair into that one. For each pair:
 
 1. plan        — read the live secret and the account; `plan.decide` (pure) chooses the key kind to
                  regenerate (under `alternate`, never the live one) and notices an earlier attempt that
-                 regenerated and did not publish.
+                 regenerated and did not publish. It never guesses which key applications use: with no
+                 secret nothing is regenerated, unless the target declares that key, which is adopted.
 2. regenerate  — through Resource Manager, sent once; skipped when resuming, so a key is never
                  regenerated twice.
 3. read        — the new connection string.
@@ -17,7 +18,8 @@ Under `alternate` the key regenerated is one applications do not hold, so it is 
 published: until it verifies, nothing changes. Under a fixed strategy (`primary`, `secondary`) the key
 regenerated is the live one, dead the moment the regeneration completes: the new key is published as soon
 as it is read, then verified. The whole rotation runs under the account's lease, which is confirmed before
-each step that changes Azure (regenerate, publish).
+each step that changes Azure (regenerate, publish). `Rotator.run` is that frame (target, record, lease,
+outcome); onboarding.py runs the operator's adopt and rollback in it too.
 """
 
 from __future__ import annotations
@@ -69,10 +71,28 @@ class RotationResult:
         return {_camel(k): v for k, v in asdict(self).items() if v not in (None, {}) and k != "transient"}
 
 
-@dataclass
-class _Progress:
-    """What one rotation has planned and published so far, so a failure still reports it."""
+@dataclass(frozen=True)
+class Operation:
+    """What a run on a target does: a rotation, or an operator's adopt or rollback."""
 
+    name: str
+    succeeded_event: str
+
+
+ROTATE = Operation("rotate", "RotationSucceeded")
+
+
+@dataclass
+class Context:
+    """One run on one target: what it reads and holds, and what it has planned and published so far (so
+    that a failure still reports what was published)."""
+
+    target: Target
+    request: RotationRequest
+    result: RotationResult
+    events: EventLog
+    lease: Any
+    account: AccountState | None = None
     plans: list[Plan] = field(default_factory=list)
     published: dict[str, str] = field(default_factory=dict)  # secret name -> version
 
@@ -100,34 +120,43 @@ class Rotator:
     def rotate(self, request: RotationRequest) -> RotationResult:
         """Run one rotation and return its outcome. Never raises: every failure is in the result, the
         record and the events."""
+        return self.run(request, ROTATE, self._rotate)
+
+    def run(self, request: RotationRequest, operation: Operation, body: Callable[[Context], None]) -> RotationResult:
+        """What every operation on a target shares: find it, record it, hold its account's lease, run `body`,
+        and record the outcome. A dry run neither records nor takes the lease."""
         started = time.monotonic()
         result = RotationResult(request.id, request.target, request.trigger, "failed")
         try:
             target = self.settings.target(request.target)
         except KeyError:
             result.error_code, result.error_message = "UnknownTarget", f"no target named {request.target!r}"
-            return self._finish(result, request, None, EventLog(), started)
+            return self._finish(result, request, operation, None, EventLog(), started)
         events = EventLog({
             "rotationId": request.id, "trigger": request.trigger, "target": target.name,
             "subscriptionId": target.subscription_id, "resourceGroup": target.resource_group,
             "account": target.account, "attempt": request.attempt, "secretName": target.secret_name,
         })
         result.secret_name = target.secret_name
+        if operation is ROTATE and self.settings.paused(target.name):
+            result.outcome, result.reason = "skipped", f"paused: {target.name} is listed in PAUSED_TARGETS"
+            return self._finish(result, request, operation, None, events, started)
         if not request.dry_run:
             # Informational: a failure here is retried with the final save, and never stops the rotation.
             self._try_save(request.id, status="running", target=target.name, trigger=request.trigger,
-                           attempt=request.attempt, startedAt=now_text(), secretName=target.secret_name)
+                           operation=operation.name, attempt=request.attempt, startedAt=now_text(),
+                           secretName=target.secret_name)
         events.emit("RotationStarted", f"RotationStarted {target.name}", keyKind=request.key_kind)
-        account: AccountState | None = None
-        progress = _Progress()
+        context = Context(target, request, result, events, NoLease())
         try:
             if request.dry_run:
-                account = self.accounts.get(target)
-                self._dry_run(target, account, request, result)
+                context.account = self.accounts.get(target)
+                body(context)
             else:
                 with self._lease(target) as lease:
-                    account = self.accounts.get(target)
-                    account = self._run(target, account, request, result, events, lease, progress)
+                    context.lease = lease
+                    context.account = self.accounts.get(target)
+                    body(context)
         except LeaseBusy as busy:
             if request.retryable and request.attempt > 1:
                 # A redelivery: the lease may still be held by this very request's earlier attempt, killed
@@ -137,46 +166,73 @@ class Rotator:
                 result.outcome, result.reason = "skipped", f"{busy.code}: {busy.message}"
         except RotationError as error:
             result.error_code, result.error_message, result.transient = error.code, error.message, error.transient
-            self._describe(result, progress, published_only=True)
+            _describe(result, context, published_only=True)
         except Exception as exc:  # a bug, not a service answer: keep the type, never the details
             log.error("unexpected %s in rotation %s", type(exc).__name__, request.id)
             result.error_code, result.error_message = "UnexpectedError", f"{type(exc).__name__} (see the logs)"
-        return self._finish(result, request, account, events, started)
+        return self._finish(result, request, operation, context.account, events, started)
 
     def _lease(self, target: Target) -> AbstractContextManager[Any]:
         if self.leases is None:
             return nullcontext(NoLease())
         return self.leases.hold(target, wait_seconds=self.lease_wait_seconds)
 
-    def _run(self, target: Target, account: AccountState, request: RotationRequest, result: RotationResult,
-             events: EventLog, lease: Any, progress: _Progress) -> AccountState:
-        progress.plans = [self.plan(target, pair, account, request) for pair in pairs_of(target)]
-        work = [p for p in progress.plans if p.action in ("rotate", "resume")]
+    def _rotate(self, context: Context) -> None:
+        target, request, result = context.target, context.request, context.result
+        assert context.account is not None
+        context.plans = [self.plan(target, pair, context.account, request) for pair in pairs_of(target)]
+        self._warn_expired(context)
+        if request.dry_run:
+            steps = [f"{p.action} {p.kind} into {p.pair.secret_name}" for p in context.plans]
+            result.outcome, result.reason = "skipped", "dry run: would " + "; ".join(steps)
+            _describe(result, context, planned=True)
+            return
+        adopting = [p for p in context.plans if p.action == "adopt"]
+        # A declared live key is adopted on the first run, which then rotates nothing else; an interrupted
+        # rotation is still finished.
+        work = adopting + [p for p in context.plans if p.action == "resume" or (p.action == "rotate" and not adopting)]
         if not work:
-            self._describe(result, progress)
-            if any(p.action == "done" for p in progress.plans):  # an earlier delivery published it all
+            _describe(result, context)
+            if any(p.action == "done" for p in context.plans):  # an earlier delivery published it all
                 result.outcome = "succeeded"
             else:
-                result.outcome, result.reason = "skipped", _cooldown_reason(progress.plans[0], self.settings)
-            return account
+                result.outcome, result.reason = "skipped", _cooldown_reason(context.plans[0], self.settings)
+            return
         for plan in work:
-            account = self._finish_pair(target, account, plan, request,
-                                        events.bind(secretName=plan.pair.secret_name), lease, progress)
-        self._describe(result, progress)
+            events = context.events.bind(secretName=plan.pair.secret_name)
+            if plan.action == "adopt":
+                self.adopt(context, plan, events)
+            else:
+                self._finish_pair(context, plan, events)
+        _describe(result, context)
         result.outcome = "succeeded"
-        return account
+        if adopting:
+            result.reason = ("adopted the declared live key (liveKeyKind): " + ", ".join(
+                f"{p.kind} into {p.pair.secret_name}" for p in adopting) + "; rotations start with the next run")
+            context.events.emit("AccountAdopted", f"AccountAdopted {target.name} {result.reason}",
+                                keyKind=result.key_kind, secretVersion=result.secret_version, reason=result.reason)
 
-    def _finish_pair(self, target: Target, account: AccountState, plan: Plan, request: RotationRequest,
-                     events: EventLog, lease: Any, progress: _Progress) -> AccountState:
-        """Steps 2 to 5 for one pair; returns the account as it is now."""
+    def _warn_expired(self, context: Context) -> None:
+        for plan in context.plans:
+            if plan.live is not None and plan.live.expired:
+                context.events.emit(
+                    "LiveSecretExpired", f"LiveSecretExpired {context.target.name} {plan.pair.secret_name}: its "
+                    "live version is past its expiry date (it still holds a valid key); rotating publishes a new "
+                    "version", logging.WARNING, secretName=plan.pair.secret_name, secretVersion=plan.live.version)
+
+    def _finish_pair(self, context: Context, plan: Plan, events: EventLog) -> None:
+        """Steps 2 to 5 for one pair."""
+        target, request, lease = context.target, context.request, context.lease
+        assert context.account is not None
         if plan.action == "rotate":
-            account = self.regenerate(target, plan, request, events, lease)
+            context.account = self.regenerate(target, plan, request, events, lease)
+        account = context.account
         connection_string = self.read(target, plan, account)
         if not plan.publish_first:
             self.verify(target, plan, connection_string, account, events)
         lease.confirm()
         version = self.publish(target, plan, connection_string, account, request)
-        progress.published[plan.pair.secret_name] = version
+        context.published[plan.pair.secret_name] = version
         events.emit("SecretPublished", f"SecretPublished {target.name} {plan.pair.secret_name} {plan.kind}",
                     keyKind=plan.kind, previousKeyKind=plan.live_kind, secretVersion=version)
         if plan.publish_first:
@@ -188,7 +244,6 @@ class Rotator:
                     f"the new {plan.kind} key of {target.account} was published as version {version} (under the "
                     f"{target.strategy} strategy the old key died with the regeneration) but did not verify: "
                     f"{error.message}") from None
-        return account
 
     # -- the six steps --------------------------------------------------------------------------------
 
@@ -198,7 +253,7 @@ class Rotator:
         record = self.records.get(request.id) if self.records is not None and not request.dry_run else None
         cooldown = timedelta(minutes=self.settings.min_rotation_interval_minutes)
         return decide(pair, target.strategy, live, self._live_kind(target, pair, live), account.key_generated_at,
-                      record, request, datetime.now(timezone.utc), cooldown)
+                      record, request, datetime.now(timezone.utc), cooldown, target.live_key_kind)
 
     def regenerate(self, target: Target, plan: Plan, request: RotationRequest, events: EventLog,
                    lease: Any) -> AccountState:
@@ -234,24 +289,45 @@ class Rotator:
                     keyKind=plan.kind, durationMs=_ms(started))
 
     def publish(self, target: Target, plan: Plan, connection_string: str, account: AccountState,
-                request: RotationRequest) -> str:
+                request: RotationRequest, **extra_tags: str) -> str:
         """Step 5. Adds a secret version. Repeated after a crash, it adds one more version holding the
-        same key (harmless); `plan` stops even that once a version carries this request's id."""
+        same key (harmless); `plan` stops even that once a version carries this request's id.
+
+        keyGeneratedAt is this key's generationTime; newestKeyGeneratedAt the newest of its pair's two, both
+        the account's clock: the resume rule compares keysMetadata with the second, the detection of a key
+        regenerated outside the product with the first (an adopted key may be older than the other one)."""
         tags = {
             "cosmosAccount": target.account_id,
             "keyKind": plan.kind,
             "rotatedAt": now_text(),
             "rotationId": request.id,
             "trigger": request.trigger,
+            **extra_tags,
         }
         generated = account.key_generated_at.get(plan.kind)
         if generated is not None:
             tags["keyGeneratedAt"] = iso(generated)
+        pair_times = [t for kind in plan.pair.kinds if (t := account.key_generated_at.get(kind)) is not None]
+        if pair_times:
+            tags["newestKeyGeneratedAt"] = iso(max(pair_times))
         vault = self.vault_for(target.key_vault_uri)
         return vault.publish(plan.pair.secret_name, connection_string, tags, self.settings.secret_validity_days)
 
-    def _finish(self, result: RotationResult, request: RotationRequest, account: AccountState | None,
-                events: EventLog, started: float) -> RotationResult:
+    def adopt(self, context: Context, plan: Plan, events: EventLog) -> None:
+        """Publish the key applications use today, as it is: no regeneration, so nothing can break. Repeated,
+        it publishes the same key again (harmless)."""
+        assert context.account is not None
+        target = context.target
+        connection_string = self.read(target, plan, context.account)
+        context.lease.confirm()
+        version = self.publish(target, plan, connection_string, context.account, context.request, adopted="true")
+        context.published[plan.pair.secret_name] = version
+        events.emit("SecretPublished", f"SecretPublished {target.name} {plan.pair.secret_name} {plan.kind} (adopted)",
+                    keyKind=plan.kind, previousKeyKind=plan.live_kind, secretVersion=version,
+                    reason="adopted: the key applications use, published as it is")
+
+    def _finish(self, result: RotationResult, request: RotationRequest, operation: Operation,
+                account: AccountState | None, events: EventLog, started: float) -> RotationResult:
         """Step 6. Record the outcome: an upsert of the record and one event, both repeatable. A record
         that cannot be saved (tried twice) never hides the outcome: the event and the result carry it."""
         result.duration_ms = _ms(started)
@@ -262,7 +338,7 @@ class Rotator:
         retrying = result.outcome == "failed" and result.transient and request.retryable
         if not request.dry_run:
             fields = dict(
-                target=request.target, trigger=request.trigger, attempt=request.attempt,
+                target=request.target, trigger=request.trigger, operation=operation.name, attempt=request.attempt,
                 status="queued" if retrying else result.outcome, keyKind=result.key_kind,
                 previousKeyKind=result.previous_key_kind, secretName=result.secret_name,
                 secretVersion=result.secret_version, readonlyKeyKind=result.readonly_key_kind,
@@ -272,25 +348,10 @@ class Rotator:
             )
             if not self._try_save(request.id, **fields):
                 self._try_save(request.id, **fields)
-        _emit_outcome(events, result, retrying, self.settings.max_key_age_days)
+        _emit_outcome(events, result, retrying, self.settings.max_key_age_days, operation)
         return result
 
     # -- helpers ------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _describe(result: RotationResult, progress: _Progress, published_only: bool = False) -> None:
-        """Fill the result's key kinds and secret versions from the plans and what was published."""
-        for plan in progress.plans:
-            published = progress.published.get(plan.pair.secret_name)
-            if published_only and not published:
-                continue
-            kind = plan.kind if published or plan.action == "done" else plan.live_kind
-            version = published or (plan.live.version if plan.live else None)
-            if plan.pair.read_only:
-                result.readonly_key_kind, result.readonly_secret_version = kind, version
-            else:
-                result.key_kind, result.secret_version = kind, version
-                result.previous_key_kind = plan.live_kind if published else None
 
     def _live_kind(self, target: Target, pair: Pair, live: LiveSecret | None) -> str | None:
         """The key kind the live secret holds: from its tag, else by comparing it with the keys."""
@@ -317,18 +378,22 @@ class Rotator:
                         error.message)
             return False
 
-    def _dry_run(self, target: Target, account: AccountState, request: RotationRequest,
-                 result: RotationResult) -> None:
-        plans = [self.plan(target, pair, account, request) for pair in pairs_of(target)]
-        steps = [f"{p.action} {p.kind} into {p.pair.secret_name}" for p in plans]
-        result.outcome, result.reason = "skipped", "dry run: would " + "; ".join(steps)
-        for plan in plans:
-            if plan.pair.read_only:
-                result.readonly_key_kind = plan.kind
-                result.readonly_secret_version = plan.live.version if plan.live else None
-            else:
-                result.key_kind, result.previous_key_kind = plan.kind, plan.live_kind
-                result.secret_version = plan.live.version if plan.live else None
+
+def _describe(result: RotationResult, context: Context, published_only: bool = False,
+              planned: bool = False) -> None:
+    """Fill the result's key kinds and secret versions from the plans and what was published (or, for a
+    dry run, what would be)."""
+    for plan in context.plans:
+        published = context.published.get(plan.pair.secret_name)
+        if published_only and not published:
+            continue
+        kind = plan.kind if published or planned or plan.action == "done" else plan.live_kind
+        version = published or (plan.live.version if plan.live else None)
+        if plan.pair.read_only:
+            result.readonly_key_kind, result.readonly_secret_version = kind, version
+        else:
+            result.key_kind, result.secret_version = kind, version
+            result.previous_key_kind = plan.live_kind if published or planned else None
 
 
 def _cooldown_reason(plan: Plan, settings: Settings) -> str:
@@ -338,7 +403,8 @@ def _cooldown_reason(plan: Plan, settings: Settings) -> str:
             f"next rotation possible in {minutes} min, or use force")
 
 
-def _emit_outcome(events: EventLog, result: RotationResult, retrying: bool, max_key_age_days: int) -> None:
+def _emit_outcome(events: EventLog, result: RotationResult, retrying: bool, max_key_age_days: int,
+                  operation: Operation) -> None:
     common: dict[str, Any] = {
         "keyKind": result.key_kind, "previousKeyKind": result.previous_key_kind,
         "secretVersion": result.secret_version, "durationMs": result.duration_ms,
@@ -346,8 +412,8 @@ def _emit_outcome(events: EventLog, result: RotationResult, retrying: bool, max_
                                               for name, value in result.key_generated_at.items()},
     }
     if result.outcome == "succeeded":
-        events.emit("RotationSucceeded", f"RotationSucceeded {result.target} {result.key_kind}",
-                    outcome="succeeded", **common)
+        events.emit(operation.succeeded_event, f"{operation.succeeded_event} {result.target} {result.key_kind}",
+                    outcome="succeeded", reason=result.reason, **common)
     elif result.outcome == "skipped":
         events.emit("RotationSkipped", f"RotationSkipped {result.target}: {result.reason}", outcome="skipped",
                     reason=result.reason, **common)

@@ -1,4 +1,4 @@
-"""Key Vault: read the live secret version, publish a new one (steps 1 and 5)."""
+"""Key Vault: read the live secret version and the earlier ones, publish a new one (steps 1 and 5)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ class LiveSecret:
     created_on: datetime | None
     tags: dict[str, str]
     value: str = field(repr=False, default="")
+    expires_on: datetime | None = None
+    enabled: bool = True
 
     @property
     def key_kind(self) -> str | None:
@@ -29,6 +31,16 @@ class LiveSecret:
     @property
     def rotation_id(self) -> str | None:
         return self.tags.get("rotationId")
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_on is not None and self.expires_on <= datetime.now(timezone.utc)
+
+
+def _secret(name: str, properties: Any, value: str = "") -> LiveSecret:
+    return LiveSecret(name=name, version=properties.version or "", created_on=properties.created_on,
+                      tags=dict(properties.tags or {}), value=value, expires_on=properties.expires_on,
+                      enabled=properties.enabled is not False)
 
 
 class Vault:
@@ -45,14 +57,32 @@ class Vault:
             self._refuse_if_deleted(name)
             return None
         except Exception as exc:
-            raise from_sdk(exc, "vault", f"read secret {name}") from None
-        return LiveSecret(
-            name=name,
-            version=secret.properties.version or "",
-            created_on=secret.properties.created_on,
-            tags=dict(secret.properties.tags or {}),
-            value=secret.value or "",
-        )
+            error = from_sdk(exc, "vault", f"read secret {name}")
+            if error.code == "SecretDisabled":
+                raise RotationError(
+                    "SecretDisabled",
+                    f"the latest version of secret {name} is disabled, so applications cannot read it either: "
+                    f"re-enable it (`az keyvault secret set-attributes --name {name} --vault-name <vault> "
+                    "--enabled true`), or publish the account's current key with `adopt --force`") from None
+            raise error from None
+        return _secret(name, secret.properties, secret.value or "")
+
+    def version(self, name: str, version: str) -> LiveSecret:
+        """One version, with its value (a secret: compare it, never log it)."""
+        try:
+            secret = self._client.get_secret(name, version)
+        except Exception as exc:
+            raise from_sdk(exc, "vault", f"read version {version} of secret {name}") from None
+        return _secret(name, secret.properties, secret.value or "")
+
+    def versions(self, name: str) -> list[LiveSecret]:
+        """Every version's properties (no values), oldest first."""
+        try:
+            found = [_secret(name, p) for p in self._client.list_properties_of_secret_versions(name)]
+        except Exception as exc:
+            raise from_sdk(exc, "vault", f"list the versions of secret {name}") from None
+        oldest = datetime.min.replace(tzinfo=timezone.utc)
+        return sorted(found, key=lambda secret: secret.created_on or oldest)
 
     def _refuse_if_deleted(self, name: str) -> None:
         """A soft-deleted secret answers 404 like a missing one (Key Vault REST, Get Secret), yet its name

@@ -26,6 +26,13 @@ def generated(**moments):
     return {"primary": OLD, "secondary": OLD, "primaryReadonly": OLD, "secondaryReadonly": OLD, **moments}
 
 
+def adopted(kind, **moments):
+    """A version published by `adopt`: its key may be older than the other one of the pair."""
+    secret = live(kind, generated=moments[kind])
+    secret.tags["newestKeyGeneratedAt"] = iso(max(generated(**moments)[k] for k in ("primary", "secondary")))
+    return secret
+
+
 CASES = [
     # (why, pair, strategy, live secret, keysMetadata, record, request, expected (action, kind))
     ("alternate regenerates the key the secret does not hold", RW, "alternate", live("primary"), generated(), None,
@@ -51,14 +58,20 @@ CASES = [
      RotationRequest("r1", "docdb", "http", key_kind="primary"), ("rotate", "primary")),
     ("the read-only pair ignores a requested kind", RO, "alternate", live("primaryReadonly"), generated(), None,
      RotationRequest("r1", "docdb", "http", key_kind="primary"), ("rotate", "secondaryReadonly")),
-    ("the record says this request regenerated before any secret existed", RW, "alternate", None,
-     generated(secondary=NOW), {"regeneratingKeyKind": "secondary", "keyGeneratedBefore": iso(OLD)}, REQUEST,
+    ("the record says this request regenerated", RW, "alternate", live("primary", generated=OLD - timedelta(days=1)),
+     generated(primary=OLD - timedelta(days=1), secondary=OLD),
+     {"regeneratingKeyKind": "secondary", "keyGeneratedBefore": iso(OLD - timedelta(days=2))}, REQUEST,
      ("resume", "secondary")),
-    ("a regeneration that failed left the time as it was: regenerate", RW, "alternate", None, generated(),
+    ("a regeneration that failed left the time as it was: regenerate", RW, "alternate",
+     live("primary", generated=OLD + timedelta(days=1)), generated(primary=OLD + timedelta(days=1)),
      {"regeneratingKeyKind": "secondary", "keyGeneratedBefore": iso(OLD)}, REQUEST, ("rotate", "secondary")),
-    ("a record of another kind is not a resume", RW, "alternate", None, generated(secondary=NOW),
-     {"regeneratingKeyKind": "primary", "keyGeneratedBefore": iso(OLD)}, REQUEST, ("rotate", "secondary")),
+    ("an adopted key older than the other one: that one is regenerated, not resumed", RW, "alternate",
+     adopted("primary", primary=OLD - timedelta(days=9)), generated(primary=OLD - timedelta(days=9)), None, REQUEST,
+     ("rotate", "secondary")),
+    ("under a fixed strategy a live key newer than its secret is an interrupted rotation", RW, "primary",
+     live("primary"), generated(primary=NOW - timedelta(minutes=2)), None, REQUEST, ("resume", "primary")),
 ]
+
 
 
 @pytest.mark.parametrize("why, pair, strategy, secret, metadata, record, asked, expected", CASES,
@@ -67,7 +80,7 @@ def test_decide(why, pair, strategy, secret, metadata, record, asked, expected):
     plan = decide(pair, strategy, secret, secret.key_kind if secret else None, metadata, record, asked, NOW,
                   COOLDOWN)
     assert (plan.action, plan.kind) == expected
-    assert plan.generated_before == metadata[plan.kind]
+    assert plan.generated_before == (None if plan.action == "done" else metadata[plan.kind])
 
 
 def test_publish_first_exactly_when_the_regenerated_key_is_the_live_one():
@@ -82,3 +95,32 @@ def test_the_live_key_is_never_requested_under_alternate_even_with_force(force):
     with pytest.raises(RotationError) as raised:
         decide(RW, "alternate", live("primary"), "primary", generated(), None, request, NOW, COOLDOWN)
     assert raised.value.code == "KeyKindIsLive" and not raised.value.transient
+
+
+def test_without_a_secret_nothing_is_regenerated():
+    with pytest.raises(RotationError) as raised:
+        decide(RW, "alternate", None, None, generated(), None, REQUEST, NOW, COOLDOWN)
+    assert raised.value.code == "NoLiveSecret" and not raised.value.transient
+    assert "adopt --target" in raised.value.message
+    with pytest.raises(RotationError, match="does not exist"):  # not under a fixed strategy either
+        decide(RW, "secondary", None, None, generated(), None, REQUEST, NOW, COOLDOWN)
+
+
+@pytest.mark.parametrize("pair, declared, kind", [(RW, "secondary", "secondary"), (RO, "primary", "primaryReadonly")])
+def test_a_declared_live_key_is_adopted(pair, declared, kind):
+    plan = decide(pair, "alternate", None, None, generated(), None, REQUEST, NOW, COOLDOWN, declared=declared)
+    assert (plan.action, plan.kind) == ("adopt", kind)
+
+
+def test_a_live_key_regenerated_outside_the_product_is_reported():
+    changed = generated(primary=NOW - timedelta(hours=1))
+    with pytest.raises(RotationError) as raised:
+        decide(RW, "alternate", live("primary"), "primary", changed, None, REQUEST, NOW, COOLDOWN)
+    assert raised.value.code == "KeyChangedOutside" and "adopt --force --key-kind primary" in raised.value.message
+
+
+def test_a_secret_holding_no_current_key_is_reported():
+    untagged = LiveSecret("cs", "v1", OLD, {}, "AccountEndpoint=x;AccountKey=gone;")
+    with pytest.raises(RotationError) as raised:
+        decide(RW, "alternate", untagged, None, generated(), None, REQUEST, NOW, COOLDOWN)
+    assert raised.value.code == "KeyChangedOutside"

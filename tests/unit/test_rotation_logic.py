@@ -9,6 +9,7 @@ import pytest
 
 from cosmos_key_rotation.accounts import KEY_KINDS, AccountState, connection_string
 from cosmos_key_rotation.errors import RotationError
+from cosmos_key_rotation.onboarding import adopt
 from cosmos_key_rotation.rotation import RotationRequest, Rotator
 from cosmos_key_rotation.settings import Settings, Target
 from cosmos_key_rotation.vault import LiveSecret
@@ -82,12 +83,15 @@ class FakeRecords:
         return self.rows.get(rotation_id)
 
 
-def make(strategy="alternate", readonly=None, cooldown=60):
+def make(strategy="alternate", readonly=None, cooldown=60, adopted="primary"):
+    """A rotator over doubles; the target is adopted (its `adopted` key published as it is) unless None."""
     target = Target("docdb-test", "11111111-2222-3333-4444-555555555555", "rg", "docdb-test",
                     "https://kv.vault.azure.cn/", "cs", readonly, strategy)
     settings = Settings(targets=(target,), min_rotation_interval_minutes=cooldown)
     accounts, vault, verifier = FakeAccounts(), FakeVault(), FakeVerifier()
     rotator = Rotator(settings, accounts, lambda uri: vault, verifier, records=FakeRecords())
+    if adopted:
+        assert adopt(rotator, RotationRequest.new("docdb-test", "cli"), adopted).outcome == "succeeded"
     return rotator, accounts, vault, verifier
 
 
@@ -102,7 +106,7 @@ def test_alternate_regenerates_the_key_the_secret_does_not_use():
     second = rotate(rotator)
     assert (second.outcome, second.key_kind, second.previous_key_kind) == ("succeeded", "primary", "secondary")
     assert accounts.regenerated == ["secondary", "primary"]
-    assert [v.tags["keyKind"] for v in vault.versions["cs"]] == ["secondary", "primary"]
+    assert [v.tags["keyKind"] for v in vault.versions["cs"]] == ["primary", "secondary", "primary"]
 
 
 def test_published_secret_carries_the_tags_and_the_new_key():
@@ -162,7 +166,7 @@ def test_redelivered_request_after_publication_only_records():
     assert rotator.rotate(request).outcome == "succeeded"
     again = rotator.rotate(request)
     assert again.outcome == "succeeded" and again.key_kind == "secondary"
-    assert accounts.regenerated == ["secondary"] and len(vault.versions["cs"]) == 1
+    assert accounts.regenerated == ["secondary"] and len(vault.versions["cs"]) == 2  # adopted, then rotated
 
 
 def test_failed_regeneration_leaves_the_secret_untouched():
@@ -211,9 +215,10 @@ def test_a_requested_key_kind_picks_the_read_write_key_only():
 
 def test_dry_run_changes_nothing():
     rotator, accounts, vault, _ = make()
+    before = {name: list(versions) for name, versions in vault.versions.items()}
     result = rotate(rotator, dry_run=True)
     assert result.outcome == "skipped" and "would rotate secondary" in result.reason
-    assert accounts.regenerated == [] and vault.versions == {}
+    assert accounts.regenerated == [] and vault.versions == before
 
 
 @pytest.mark.parametrize("name", ["nope"])
