@@ -123,6 +123,16 @@ class World:
 
         return get_runtime().records
 
+    def adopt(self, kind: str) -> Any:
+        """Publish `kind` as the key applications use (the operator's `adopt`), through the product."""
+        from cosmos_key_rotation.onboarding import adopt
+        from cosmos_key_rotation.rotation import RotationRequest
+        from cosmos_key_rotation.runtime import get_runtime
+
+        result = adopt(get_runtime().rotator(), RotationRequest.new(self.account, "cli"), kind)
+        assert result.outcome == "succeeded", result
+        return result
+
     def regeneration_requests(self) -> dict[str, int]:
         """regenerateKey requests the account accepted, per key kind (acted on, whatever the client saw)."""
         return self.account_state()["regenerationRequests"]
@@ -144,7 +154,16 @@ def _parse(connection_string: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def world(emulator: Emulator, azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(empty_world: World) -> World:
+    """An adopted target, as after the README's onboarding: the primary key, which applications use, is
+    published; rotations then alternate from the secondary."""
+    empty_world.adopt("primary")
+    return empty_world
+
+
+@pytest.fixture
+def empty_world(emulator: Emulator, azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A new account and an empty vault: nothing adopted yet."""
     from azure.keyvault.secrets._shared import http_challenge_cache
 
     from cosmos_key_rotation.runtime import reset_runtime
@@ -181,6 +200,6 @@ def world(emulator: Emulator, azurite: Azurite, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def subprocess_env(world: World) -> dict[str, str]:
+def subprocess_env(empty_world: World) -> dict[str, str]:
     """The environment for running the CLI as a separate process, as an operator would."""
-    return {**os.environ, **world.env, "PYTHONPATH": str(ROOT)}
+    return {**os.environ, **empty_world.env, "PYTHONPATH": str(ROOT)}

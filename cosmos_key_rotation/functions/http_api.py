@@ -30,6 +30,8 @@ bp = func.Blueprint()
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _REQUEST_FIELDS = {"target", "keyKind", "force"}
+# What the target's own state refuses (the caller or an operator must act first), answered 409 at once.
+_STATE_CONFLICTS = ("KeyKindIsLive", "NoLiveSecret", "KeyChangedOutside", "SecretDeleted", "SecretDisabled")
 _ROTATION_ID = re.compile(r"[0-9a-fA-F-]{36}")
 
 
@@ -80,7 +82,8 @@ def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="targets", methods=ALL_METHODS)
 def targets(req: func.HttpRequest) -> func.HttpResponse:
-    return _handle(req, "GET", lambda runtime: _json({"targets": all_targets(runtime)}))
+    return _handle(req, "GET", lambda runtime: _json({"timerDisabled": runtime.settings.timer_disabled,
+                                                      "targets": all_targets(runtime)}))
 
 
 def _request_rotation(req: func.HttpRequest, runtime: Runtime) -> func.HttpResponse:
@@ -127,15 +130,18 @@ def _validate(body: dict[str, Any], runtime: Runtime) -> tuple[str, str | None, 
 
 
 def _refuse_early(runtime: Runtime, target: Any, request: RotationRequest) -> None:
-    """Answer 409 (the live key requested, whatever `force` says) or 429 (cooldown, unless `force`) now
-    rather than queue a rotation that cannot run. A failure to look is not the caller's fault: the
-    worker decides then."""
+    """Answer now rather than queue a rotation that cannot run: 409 for a paused target, a missing, deleted,
+    disabled or outdated secret, or the live key requested (whatever `force` says); 429 for the cooldown
+    (unless `force`). A failure to look that may pass is not the caller's fault: the worker decides then."""
+    if runtime.settings.paused(target.name):
+        raise HttpError(409, "TargetPaused", f"{target.name} is paused (PAUSED_TARGETS); remove it from that "
+                        "setting to rotate it")
     try:
         account = runtime.accounts.get(target)
         # A planning read only: no record is read for a request that does not exist yet.
         plan = runtime.rotator().plan(target, pairs_of(target)[0], account, replace(request, dry_run=True))
     except RotationError as error:
-        if error.code == "KeyKindIsLive":
+        if error.code in _STATE_CONFLICTS:
             raise HttpError(409, error.code, error.message) from None
         logger.warning("could not check the cooldown of %s before queueing: %s", target.name, error.code)
         return
@@ -148,7 +154,7 @@ def _refuse_early(runtime: Runtime, target: Any, request: RotationRequest) -> No
 
 def _rotation_status(req: func.HttpRequest, runtime: Runtime) -> func.HttpResponse:
     rotation_id = req.route_params.get("id", "")
-    record = runtime.records.get(rotation_id) if _ROTATION_ID.fullmatch(rotation_id) else None
+    record = runtime.records.shown(rotation_id) if _ROTATION_ID.fullmatch(rotation_id) else None
     if record is None:
         raise HttpError(404, "RotationNotFound", f"no rotation with id {rotation_id!r}")
     return _json(record)

@@ -35,6 +35,11 @@ def scheduled_rotation(timer: func.TimerRequest) -> None:
     failed: dict[str, RotationError] = {}
     for target in runtime.settings.targets:
         request = RotationRequest.new(target.name, "timer")
+        if runtime.settings.paused(target.name):  # seen on the dashboard every run, until it is unpaused
+            emit("RotationSkipped", f"RotationSkipped {target.name}: paused (PAUSED_TARGETS)", rotationId=request.id,
+                 trigger="timer", target=target.name, account=target.account, outcome="skipped",
+                 reason="paused: listed in PAUSED_TARGETS")
+            continue
         try:
             enqueue(runtime.records, runtime.queue, request, "RotationScheduled", target)
         except RotationError as error:  # enqueue the other targets anyway, then fail the invocation

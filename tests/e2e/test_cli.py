@@ -44,11 +44,12 @@ def test_failed_rotation_exits_1_with_its_error_code(world, subprocess_env):
 
 
 def test_dry_run_changes_nothing(world, subprocess_env):
+    adopted = world.live_secret().properties.version
     done = cli(subprocess_env, "rotate", "--dry-run", "--json")
     assert done.returncode == 0
     (result,) = json.loads(done.stdout)["results"]
     assert result["outcome"] == "skipped" and result["reason"].startswith("dry run: would rotate secondary")
-    assert world.live_secret() is None
+    assert [v.version for v in world.versions()] == [adopted]
     assert sum(world.regenerations().values()) == 0
 
 
@@ -82,7 +83,7 @@ def test_four_simultaneous_runs_regenerate_once(world, subprocess_env):
         outcomes.append(json.loads(stdout)["results"][0]["outcome"])
     assert sorted(outcomes) == ["skipped", "skipped", "skipped", "succeeded"]
     assert world.regenerations()["secondary"] == 1
-    assert len(world.versions()) == 1
+    assert len(world.versions()) == 2  # the adopted one, and this rotation's
 
 
 def test_all_rotates_every_target_concurrently_with_progress(world, subprocess_env):
@@ -93,6 +94,10 @@ def test_all_rotates_every_target_concurrently_with_progress(world, subprocess_e
                 "keyVaultUri": world.env["KEY_VAULT_URI"], "readonlySecretName": f"{name}-readonly"}
                for name in names]
     env = {**subprocess_env, "ROTATION_TARGETS": json.dumps(targets), "COSMOS_ACCOUNT_NAME": ""}
+    adopted = cli(env, "adopt", "--all", "--key-kind", "primary", "--json")
+    assert adopted.returncode == 0, adopted.stderr
+    # The first target's read-write secret was adopted already: only its read-only one is published.
+    assert [r["outcome"] for r in json.loads(adopted.stdout)["results"]] == ["succeeded"] * 3
     done = cli(env, "rotate", "--all", "--concurrency", "3", "--json")
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)["results"]
@@ -110,8 +115,9 @@ def test_status_table_shows_key_ages(world, subprocess_env):
     done = cli(subprocess_env, "status")
     assert done.returncode == 0, done.stderr
     header, row = done.stdout.splitlines()[:2]
-    assert "primary age (d)" in header and "compliant" in header
-    assert row.startswith(world.account) and "secondary" in row and "yes" in row
+    assert "key age p/s/pr/sr (d)" in header and "compliant" in header
+    assert row.startswith(world.account) and "secondary" in row and "0/0/0/0" in row and "yes" in row
+    assert max(len(line) for line in done.stdout.splitlines()) <= 120
 
 
 def test_in_process_main_returns_exit_codes(world):

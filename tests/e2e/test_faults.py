@@ -236,10 +236,14 @@ def test_key_vault_refusing_the_identity_is_permanent(world, caplog):
 def test_a_soft_deleted_secret_is_reported_and_never_treated_as_missing(world, caplog):
     host, held = rotated_once(world)
     world.secret_client().begin_delete_secret(world.secret_name).result()
-    rotation = request(host, world)
+    refused = host.call_http("request_rotation", "POST", "/api/rotations",
+                             body=json.dumps({"target": world.account, "force": True}))
+    assert refused.status_code == 409 and json.loads(refused.get_body())["error"]["code"] == "SecretDeleted"
     with caplog.at_level("INFO"):
-        assert host.process_queues() == 1
-    done = record(rotation)
+        host.run_timer("scheduled_rotation")
+        assert host.process_queues() == 1  # not retried
+    (failure,) = events(caplog, "RotationFailed")
+    done = record(failure.rotationId)
     assert (done["status"], done["errorCode"]) == ("failed", "SecretDeleted")
     assert "recover" in done["errorMessage"] and "purge" in done["errorMessage"]
     assert world.regeneration_requests()["primary"] == world.regeneration_requests()["secondary"] - 1 == 0

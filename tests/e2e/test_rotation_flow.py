@@ -52,7 +52,7 @@ def test_alternation_keeps_the_key_applications_hold_valid(world):
 
 def test_http_request_is_queued_then_its_status_reads_back(world):
     host = world.host()
-    response = post(host, {"target": world.account, "keyKind": "primary"})
+    response = post(host, {"target": world.account, "keyKind": "secondary"})
     assert response.status_code == 202
     body = json.loads(response.get_body())
     assert body["status"] == "queued" and response.headers["Location"] == body["statusUrl"]
@@ -62,7 +62,7 @@ def test_http_request_is_queued_then_its_status_reads_back(world):
     host.process_queues()
     code, record = status_of(host, body["id"])
     assert code == 200
-    assert (record["status"], record["keyKind"], record["trigger"]) == ("succeeded", "primary", "http")
+    assert (record["status"], record["keyKind"], record["trigger"]) == ("succeeded", "secondary", "http")
     assert record["secretVersion"] == world.live_secret().properties.version
     assert record["finishedAt"] >= record["startedAt"]
 
@@ -87,7 +87,7 @@ def test_timer_run_inside_the_cooldown_is_skipped_and_recorded(world):
     host.process_queues()
     host.run_timer("scheduled_rotation", past_due=True)
     host.process_queues()
-    assert len(world.versions()) == 1
+    assert len(world.versions()) == 2  # the adopted one, and the first run's
     assert world.regenerations()["secondary"] == 1
     latest = get_runtime().records.latest(world.account)
     assert latest["lastStatus"] == "skipped"
@@ -171,7 +171,7 @@ def test_transient_failures_retry_then_the_poison_handler_abandons(world, caplog
     assert (abandoned.levelname == "ERROR" and abandoned.errorCode == "ServiceUnavailable") or abandoned.errorCode
     record = get_runtime().records.get(abandoned.rotationId)
     assert record["status"] == "failed" and "gave up after 5 attempts" in record["errorMessage"]
-    assert world.live_secret() is None
+    assert world.live_secret().properties.tags["keyKind"] == "primary"  # the adopted version, untouched
 
 
 def test_concurrent_http_request_is_refused_while_a_rotation_holds_the_lease(world):
@@ -196,10 +196,9 @@ def test_concurrent_http_request_is_refused_while_a_rotation_holds_the_lease(wor
     assert json.loads(response.get_body())["error"]["code"] == "RotationInProgress"
 
 
-def test_first_rotation_interrupted_before_any_secret_resumes_on_redelivery(world):
+def test_a_rotation_interrupted_before_publishing_resumes_on_redelivery(world):
     # Key Vault fails the first delivery's publication (the call and azure-core's three retries): the
-    # secondary key is regenerated and no secret exists yet. The host's redelivery must not regenerate it
-    # again; the record says this request already did.
+    # secondary key is regenerated and not published. The host's redelivery must not regenerate it again.
     world.admin.add_fault({"service": "vault", "operation": "setSecret", "status": 500, "count": 4})
     host = world.host()
     host.run_timer("scheduled_rotation")
@@ -218,6 +217,7 @@ def test_a_rotation_calls_only_the_resource_manager_actions_the_custom_role_gran
     for operation in operations:  # rules that only count the requests they see
         world.admin.add_fault({"service": "arm", "operation": operation, "delaySeconds": 0.001, "count": -1})
     world.set(READONLY_SECRET_NAME=f"{world.account}-readonly")
+    world.adopt("primary")  # the new read-only secret
     host = world.host()
     host.run_timer("scheduled_rotation")
     host.process_queues()
