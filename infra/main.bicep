@@ -50,6 +50,11 @@ param cosmosMaxIntervalInSeconds int = 10
 param cosmosMaxStalenessPrefix int = 200
 
 // ---------------------------------------------------------------------------------------------------
+// The Key Vault.
+@description('Resource id of an existing Key Vault (/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.KeyVault/vaults/{name}) that receives the connection strings instead of creating one; it may be in another resource group or subscription. It must use Azure RBAC authorization (enableRbacAuthorization), since the app gets Key Vault Secrets Officer on it, and the deploying account must be able to assign roles there. Empty to create a vault.')
+param existingKeyVaultId string = ''
+
+// ---------------------------------------------------------------------------------------------------
 // Rotation (PRODUCT.md section 4).
 @description('NCRONTAB (6 fields), UTC. Default: 03:00 on the 1st and the 15th.')
 param rotationSchedule string = '0 0 3 1,15 * *'
@@ -67,8 +72,23 @@ param secretName string = ''
 @description('Key Vault secret for the read-only connection string. Empty: none.')
 param readonlySecretName string = ''
 
-@description('ROTATION_TARGETS: a JSON array of targets that replaces the single target (the account and vault deployed here), or empty. Accounts and vaults it names need the app\'s roles there too (README, "Deploy").')
+@description('ROTATION_TARGETS: a JSON array of targets that replaces the single target (the account and vault deployed here), or empty. Accounts and vaults it names need the app\'s roles there too (README, "Deploy"). Through azd (main.parameters.json) the value is pasted into JSON text, so escape its double quotes: azd env set ROTATION_TARGETS \'[{\\"name\\": ...}]\'.')
 param rotationTargets string = ''
+
+// azd leaves a parameter out when its environment variable is unset, and passes '' when it is set to
+// empty (Azure/azure-dev, cli/azd/pkg/infra/provisioning/bicep/bicep_provider.go, loadParameters), so ''
+// has to mean "the default" here: 'none' is the explicit "no declared key".
+@allowed([
+  ''
+  'none'
+  'primary'
+  'secondary'
+])
+@description('LIVE_KEY_KIND: the key applications use today on the single target, which its first run adopts (publishes) instead of failing with NoLiveSecret. Empty: \'primary\' when this deployment creates the Cosmos DB account and no ROTATION_TARGETS is given (a new account has no application holding a key yet), otherwise none: adopt an existing account yourself (python -m cosmos_key_rotation adopt, README). \'none\', \'primary\' or \'secondary\' override that. With ROTATION_TARGETS, give each entry its own liveKeyKind instead.')
+param liveKeyKind string = ''
+
+@description('PAUSED_TARGETS: comma-separated target names that no rotation runs for (the timer skips them, POST /api/rotations answers 409). The single target\'s name is its account name. A name that is no target is a configuration error. Empty: none paused.')
+param pausedTargets string = ''
 
 @minValue(1)
 param secretValidityDays int = 60
@@ -175,10 +195,27 @@ var locationKey = toLower(replace(location, ' ', ''))
 var defaultCosmosRegions = contains(regionPairs, locationKey) ? [locationKey, regionPairs[locationKey]] : [locationKey]
 var cosmosRegions = !empty(cosmosLocations) ? cosmosLocations : defaultCosmosRegions
 
+// The vault: an existing one (/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.KeyVault/vaults/
+// {name}) or the one created here, handled like the account above.
+var useExistingVault = !empty(existingKeyVaultId)
+var existingVaultSegments = split(useExistingVault ? existingKeyVaultId : '/subscriptions/-/resourceGroups/-/providers/-/-/-', '/')
+var vault = {
+  subscriptionId: useExistingVault ? existingVaultSegments[2] : subscription().subscriptionId
+  resourceGroup: useExistingVault ? existingVaultSegments[4] : names.resourceGroup
+  name: useExistingVault ? last(existingVaultSegments) : names.keyVault
+}
+
 // ROTATION_TARGETS replaces the single target: then the COSMOS_* and secret settings stay empty, and the
 // deployed account is rotated only if the list names it (KEY_STRATEGY stays the targets' default).
 var useTargetList = !empty(rotationTargets)
 var resolvedSecretName = !empty(secretName) ? secretName : 'cosmos-${cosmos.name}-connection-string'
+
+// LIVE_KEY_KIND belongs to the single target (the code reads it only without ROTATION_TARGETS). A new
+// account has no application holding either key, so adopting primary is safe and the first scheduled
+// run publishes it; an existing account's live key is the operator's to declare.
+// (Parenthesized so that pycep, which checkov and tests/infra parse with, reads it as Bicep does.)
+var defaultLiveKeyKind = ((!useExistingAccount) && (!useTargetList)) ? 'primary' : ''
+var resolvedLiveKeyKind = empty(liveKeyKind) ? defaultLiveKeyKind : ((liveKeyKind == 'none') ? '' : liveKeyKind)
 
 var hasOperator = !empty(operatorPrincipalId)
 
@@ -210,7 +247,7 @@ module cosmosAccount 'modules/cosmos.bicep' = if (!useExistingAccount) {
   }
 }
 
-module keyVault 'modules/keyvault.bicep' = {
+module keyVault 'modules/keyvault.bicep' = if (!useExistingVault) {
   name: 'keyvault'
   scope: rg
   params: {
@@ -268,7 +305,7 @@ module functionApp 'modules/functionapp.bicep' = {
     cosmosSubscriptionId: useTargetList ? '' : cosmos.subscriptionId
     cosmosResourceGroup: useTargetList ? '' : cosmos.resourceGroup
     cosmosAccountName: useTargetList ? '' : cosmos.name
-    keyVaultUri: keyVault.outputs.uri
+    keyVaultUri: keyVaultAccess.outputs.uri
     secretName: useTargetList ? '' : resolvedSecretName
     readonlySecretName: useTargetList ? '' : readonlySecretName
     keyStrategy: keyStrategy
@@ -278,10 +315,13 @@ module functionApp 'modules/functionapp.bicep' = {
     maxKeyAgeDays: maxKeyAgeDays
     verifyNewKey: verifyNewKey
     verifyTimeoutSeconds: verifyTimeoutSeconds
+    liveKeyKind: useTargetList ? '' : resolvedLiveKeyKind
+    pausedTargets: pausedTargets
   }
   // The host starts as soon as the site exists: let it find its storage, vault and telemetry roles.
   dependsOn: [
     rbac
+    keyVaultAccess
   ]
 }
 
@@ -299,14 +339,14 @@ var operatorPrincipals = [
     principalType: operatorPrincipalType
   }
 ]
-var cosmosPrincipals = hasOperator ? concat(appPrincipals, operatorPrincipals) : appPrincipals
+// The app and the operator get the same rights on the account and on the vault.
+var rotationPrincipals = hasOperator ? concat(appPrincipals, operatorPrincipals) : appPrincipals
 
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   scope: rg
   params: {
     storageAccountName: storage.outputs.name
-    keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     appPrincipalId: identity.outputs.principalId
     operatorPrincipalId: operatorPrincipalId
@@ -319,7 +359,7 @@ module cosmosRoles 'modules/cosmos-roles.bicep' = {
   scope: subscription(cosmos.subscriptionId)
   params: {
     roleNameSuffix: '${environmentName}-${resourceToken}'
-    principals: cosmosPrincipals
+    principals: rotationPrincipals
     grantOperationStatusRead: grantOperationStatusRead
   }
 }
@@ -329,11 +369,26 @@ module cosmosAccess 'modules/cosmos-access.bicep' = {
   scope: resourceGroup(cosmos.subscriptionId, cosmos.resourceGroup)
   params: {
     accountName: cosmos.name
-    principals: cosmosPrincipals
+    principals: rotationPrincipals
     rotatorRoleDefinitionId: cosmosRoles.outputs.rotatorRoleDefinitionId
   }
   dependsOn: [
     cosmosAccount
+  ]
+}
+
+// Key Vault Secrets Officer on the vault only, in the vault's resource group (another subscription's
+// when the vault is an existing one). It also reads the vault's own URI, so KEY_VAULT_URI is right in
+// every cloud and for a vault created here or elsewhere.
+module keyVaultAccess 'modules/keyvault-access.bicep' = {
+  name: 'keyvault-access-${resourceToken}'
+  scope: resourceGroup(vault.subscriptionId, vault.resourceGroup)
+  params: {
+    vaultName: vault.name
+    principals: rotationPrincipals
+  }
+  dependsOn: [
+    keyVault
   ]
 }
 
@@ -365,9 +420,15 @@ output COSMOS_SUBSCRIPTION_ID string = cosmos.subscriptionId
 output COSMOS_RESOURCE_GROUP string = cosmos.resourceGroup
 output COSMOS_ACCOUNT_NAME string = cosmos.name
 output COSMOS_LOCATIONS array = useExistingAccount ? [] : cosmosRegions
-output KEY_VAULT_URI string = keyVault.outputs.uri
+output KEY_VAULT_URI string = keyVaultAccess.outputs.uri
+output KEY_VAULT_NAME string = vault.name
 output SECRET_NAME string = resolvedSecretName
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output WORKBOOK_ID string = ops.outputs.workbookId
+output WORKBOOK_URL string = ops.outputs.workbookUrl
+// The custom roles' names carry the environment and the resource token (custom role names are unique
+// per tenant): assign them elsewhere with az role assignment create --role "<name>" (README, "More targets").
+output COSMOS_KEY_ROTATOR_ROLE_NAME string = cosmosRoles.outputs.rotatorRoleName
+output COSMOS_OPERATION_STATUS_ROLE_NAME string = cosmosRoles.outputs.operationStatusRoleName

@@ -29,10 +29,15 @@ var operationStatusActions = [
   'Microsoft.DocumentDB/locations/operationsStatus/read'
 ]
 
+// Custom role names are unique in the tenant, hence the suffix (the environment and the resource token).
+// main.bicep outputs them, so an operator can assign the roles elsewhere by name.
+var rotatorRoleName = 'Cosmos DB key rotator (${roleNameSuffix})'
+var operationStatusRoleName = 'Cosmos DB operation status reader (${roleNameSuffix})'
+
 resource rotatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, 'cosmos-db-key-rotator', roleNameSuffix)
   properties: {
-    roleName: 'Cosmos DB key rotator (${roleNameSuffix})'
+    roleName: rotatorRoleName
     description: 'Read a Cosmos DB account, list its keys and regenerate one. Assigned on single accounts.'
     type: 'CustomRole'
     permissions: [
@@ -52,7 +57,7 @@ resource rotatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
 resource operationStatusRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (grantOperationStatusRead) {
   name: guid(subscription().id, 'cosmos-db-operation-status-reader', roleNameSuffix)
   properties: {
-    roleName: 'Cosmos DB operation status reader (${roleNameSuffix})'
+    roleName: operationStatusRoleName
     description: 'Read the status of Cosmos DB long-running operations (polling a key regeneration).'
     type: 'CustomRole'
     permissions: [
@@ -86,3 +91,6 @@ resource operationStatusAssignments 'Microsoft.Authorization/roleAssignments@202
 ]
 
 output rotatorRoleDefinitionId string = rotatorRole.id
+output rotatorRoleName string = rotatorRoleName
+@description('Empty when grantOperationStatusRead is false (no such role is created).')
+output operationStatusRoleName string = grantOperationStatusRead ? operationStatusRoleName : ''

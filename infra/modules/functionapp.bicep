@@ -38,6 +38,10 @@ param minRotationIntervalMinutes int
 param maxKeyAgeDays int
 param verifyNewKey bool
 param verifyTimeoutSeconds int
+@description('The single target\'s declared live key (primary, secondary) or empty.')
+param liveKeyKind string
+@description('Comma-separated names of the targets that no rotation runs for, or empty.')
+param pausedTargets string
 
 // Every app setting, in one place: tests/infra compares these names with cosmos_key_rotation/names.py.
 // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
@@ -78,6 +82,12 @@ var appSettings = {
   MAX_KEY_AGE_DAYS: string(maxKeyAgeDays)
   VERIFY_NEW_KEY: verifyNewKey ? 'true' : 'false'
   VERIFY_TIMEOUT_SECONDS: string(verifyTimeoutSeconds)
+  LIVE_KEY_KIND: liveKeyKind
+  PAUSED_TARGETS: pausedTargets
+  // Not here on purpose: AzureWebJobs.scheduled_rotation.Disabled (and its two underscore spellings), which
+  // operators set to pause the timer. This list replaces the site's settings on every deployment (a PUT
+  // of the site; Azure/azure-quickstart-templates#8495, Azure/azure-cli#11718), so a redeployment clears an
+  // operator's pause: set it again afterwards, or pause targets with PAUSED_TARGETS.
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -1,14 +1,13 @@
 // Role assignments in the app's resource group, each on the one resource it is for.
 //   app identity: the storage data roles the Functions host needs (blob for its state, leases and the
 //     deployment package; queue for the queue trigger and the request queue; table for the rotation
-//     records), Key Vault Secrets Officer on the vault (read the live secret's tags, publish versions),
-//     Monitoring Metrics Publisher on Application Insights (telemetry with Entra ID).
-//   operator (optional): what the command-line tool needs to run the same rotations: the same vault
-//     role, blob (the per-account lease) and table (the records). Not the host's Blob Data Owner.
-// The Cosmos DB roles are in cosmos-roles.bicep and cosmos-access.bicep.
+//     records), Monitoring Metrics Publisher on Application Insights (telemetry with Entra ID).
+//   operator (optional): what the command-line tool needs to run the same rotations: blob (the
+//     per-account lease) and table (the records). Not the host's Blob Data Owner.
+// The Cosmos DB roles are in cosmos-roles.bicep and cosmos-access.bicep; Key Vault Secrets Officer (app
+// and operator) is in keyvault-access.bicep, deployed where the vault is (it may be an existing one).
 
 param storageAccountName string
-param keyVaultName string
 param applicationInsightsName string
 param appPrincipalId string
 @description('Object id of a user, group or service principal that runs the CLI; empty for none.')
@@ -25,10 +24,6 @@ var hasOperator = !empty(operatorPrincipalId)
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
-}
-
-resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
-  name: keyVaultName
 }
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -58,16 +53,6 @@ resource appStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   }
 ]
 
-resource appVault 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsOfficer)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
-    principalId: appPrincipalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
 resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(appInsights.id, appPrincipalId, roles.monitoringMetricsPublisher)
   scope: appInsights
@@ -89,13 +74,3 @@ resource operatorStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     }
   }
 ]
-
-resource operatorVault 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hasOperator) {
-  name: guid(vault.id, operatorPrincipalId, roles.keyVaultSecretsOfficer)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
-    principalId: operatorPrincipalId
-    principalType: operatorPrincipalType
-  }
-}

@@ -1,5 +1,6 @@
 // Checks KQL with Microsoft's Kusto language service (npm @kusto/language-service-next): syntax and
-// semantics (unknown columns, functions, wrong types) against the Log Analytics AppTraces schema.
+// semantics (unknown columns, functions, wrong types) against the Log Analytics AppTraces and AppRequests
+// schemas.
 // Usage: node kql_check.js <package dir>  < [{"name": ..., "query": ...}, ...]
 // Prints [{"name": ..., "diagnostics": [{"severity", "code", "message", "start"}]}, ...].
 const path = require('path');
@@ -20,7 +21,22 @@ const appTraces = K.Symbols.TableSymbol.From(
   'ClientBrowser:string, ResourceGUID:string, IKey:string, SDKVersion:string, ItemCount:int, ' +
   'ReferencedItemId:string, ReferencedType:string, SourceSystem:string, Type:string, _ResourceId:string)'
 ).WithName('AppTraces');
-const database = new K.Symbols.DatabaseSymbol.ctor('workspace', [appTraces]);
+
+// Log Analytics workspace table AppRequests (Application Insights requests: the Functions host writes one
+// per function invocation). Columns from the Azure Monitor Logs reference, "AppRequests"
+// (https://learn.microsoft.com/azure/azure-monitor/reference/tables/apprequests).
+const appRequests = K.Symbols.TableSymbol.From(
+  '(TenantId:string, TimeGenerated:datetime, Id:string, Source:string, Name:string, Url:string, ' +
+  'Success:bool, ResultCode:string, DurationMs:real, Properties:dynamic, ' +
+  'Measurements:dynamic, OperationName:string, OperationId:string, ParentId:string, SyntheticSource:string, ' +
+  'SessionId:string, UserId:string, UserAuthenticatedId:string, UserAccountId:string, AppVersion:string, ' +
+  'AppRoleName:string, AppRoleInstance:string, ClientType:string, ClientModel:string, ClientOS:string, ' +
+  'ClientIP:string, ClientCity:string, ClientStateOrProvince:string, ClientCountryOrRegion:string, ' +
+  'ClientBrowser:string, ResourceGUID:string, IKey:string, SDKVersion:string, ItemCount:int, ' +
+  'ReferencedItemId:string, ReferencedType:string, SourceSystem:string, Type:string, _ResourceId:string, ' +
+  '_SubscriptionId:string, _BilledSize:real, _IsBillable:string)'
+).WithName('AppRequests');
+const database = new K.Symbols.DatabaseSymbol.ctor('workspace', [appTraces, appRequests]);
 const globals = K.GlobalState.Default.WithDatabase(database);
 
 const queries = JSON.parse(fs.readFileSync(0, 'utf8'));

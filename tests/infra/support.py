@@ -99,3 +99,75 @@ def body(config: dict) -> dict:
 
 
 STRING_LITERAL = re.compile(r'"([^"\\]*)"')
+
+
+class Unsupported(Exception):
+    """An expression the small evaluator below does not model."""
+
+
+def evaluate(expression, tree: dict, parameters: dict):
+    """Evaluate a Bicep expression from pycep's tree, for the few operators a template's own logic uses.
+
+    There is no Bicep compiler here, so a test that wants to know what a variable comes to for given
+    parameters evaluates the parsed expression: names resolve to the parameters given, then to the
+    template's parameter defaults and variables; any other string is a literal. It models ! && || ?: ==
+    !=, object literals, .property, [index], empty(), split() and last(); anything else raises Unsupported,
+    so a test never passes on an expression it did not understand."""
+    variables = tree.get("variables", {})
+    declared = tree.get("parameters", {})
+
+    def value(node):
+        if isinstance(node, bool | int) or node is None:
+            return node
+        if isinstance(node, str):
+            if node in parameters:
+                return parameters[node]
+            if node in declared:
+                if "default" not in declared[node]:
+                    raise Unsupported(f"parameter {node} has no default and none was given")
+                return value(declared[node]["default"])
+            if node in variables:
+                return value(variables[node]["value"])
+            if "${" in node:
+                raise Unsupported(f"interpolated string {node!r}")
+            return node
+        if isinstance(node, list):
+            return [value(item) for item in node]
+        if "operator" in node:
+            operator = node["operator"]
+            kind, operands = operator["type"], operator["operands"]
+            if kind == "not":
+                return not value(operands["bool_value"])
+            if kind == "and":
+                return value(operands["operand_1"]) and value(operands["operand_2"])
+            if kind == "or":
+                return value(operands["operand_1"]) or value(operands["operand_2"])
+            if kind == "conditional":
+                return value(operands["true_value"] if value(operands["condition"]) else operands["false_value"])
+            if kind == "equals":
+                return value(operands["operand_1"]) == value(operands["operand_2"])
+            if kind == "not_equals":
+                return value(operands["operand_1"]) != value(operands["operand_2"])
+            if kind == "index_accessor":
+                return value(operands["operand_1"])[value(operands["operand_2"])]
+            if kind == "property_accessor" and isinstance(operands["operand_2"], str):
+                target = value(operands["operand_1"])
+                if not isinstance(target, dict):
+                    raise Unsupported(f"property {operands['operand_2']} of {target!r}")
+                return target[operands["operand_2"]]
+            raise Unsupported(f"operator {kind}")
+        if "function" in node:
+            function = node["function"]
+            kind, arguments = function["type"], function["parameters"]
+            if kind == "empty":
+                return not value(arguments["item_to_test"])
+            if kind == "split":
+                return value(arguments["input_string"]).split(value(arguments["delimiter"]))
+            if kind == "last":
+                return value(arguments["arg_1"])[-1]
+            raise Unsupported(f"function {kind}()")
+        if all(isinstance(key, str) for key in node):  # an object literal
+            return {key: value(item) for key, item in node.items()}
+        raise Unsupported(repr(node)[:80])
+
+    return value(expression)

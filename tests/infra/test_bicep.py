@@ -19,6 +19,7 @@ CONCERN_MODULES = {
     "rbac.bicep",
     "cosmos-roles.bicep",
     "cosmos-access.bicep",
+    "keyvault-access.bicep",
     "ops.bicep",
 }
 
@@ -184,6 +185,44 @@ def test_azure_yaml_deploys_the_service_the_bicep_tags():
 def test_parameters_file_names_only_parameters_that_main_declares(trees):
     parameters = json.loads(read(INFRA / "main.parameters.json"))["parameters"]
     declared = trees["main.bicep"]["parameters"]
-    assert set(parameters) <= set(declared)
+    assert set(parameters) <= set(declared), set(parameters) - set(declared)
     assert parameters["environmentName"]["value"] == "${AZURE_ENV_NAME}"
     assert parameters["location"]["value"] == "${AZURE_LOCATION}"
+
+
+# azd environment values an operator sets with `azd env set NAME value`, each mapped to its parameter. An
+# unset variable leaves the parameter out, so main.bicep's default applies (Azure/azure-dev,
+# cli/azd/pkg/infra/provisioning/bicep/bicep_provider.go, loadParameters): every one of these defaults to ''.
+AZD_ENVIRONMENT_PARAMETERS = {
+    "existingCosmosAccountId": "${EXISTING_COSMOS_ACCOUNT_ID}",
+    "existingKeyVaultId": "${EXISTING_KEY_VAULT_ID}",
+    "rotationTargets": "${ROTATION_TARGETS}",
+    "liveKeyKind": "${LIVE_KEY_KIND}",
+    "pausedTargets": "${PAUSED_TARGETS}",
+    "alertEmail": "${ALERT_EMAIL}",
+    "operatorPrincipalId": "${OPERATOR_PRINCIPAL_ID}",
+}
+
+
+def test_parameters_file_maps_the_operators_settings_to_azd_environment_values(trees):
+    parameters = json.loads(read(INFRA / "main.parameters.json"))["parameters"]
+    declared = trees["main.bicep"]["parameters"]
+    for name, placeholder in AZD_ENVIRONMENT_PARAMETERS.items():
+        assert parameters[name] == {"value": placeholder}, name
+        assert declared[name]["type"] == "string" and declared[name]["default"] == "", name
+        assert any(d["type"] == "description" for d in declared[name]["decorators"]), f"{name} has no description"
+    # Every placeholder is one variable, named like the app setting or the README says.
+    for name, parameter in parameters.items():
+        assert re.fullmatch(r"\$\{[A-Z][A-Z0-9_]*(=[^}]*)?\}", parameter["value"]), name
+
+
+def test_outputs_show_what_an_operator_needs_after_deploying(trees):
+    outputs = trees["main.bicep"]["outputs"]
+    for name in (
+        "KEY_VAULT_URI",
+        "KEY_VAULT_NAME",
+        "WORKBOOK_URL",
+        "COSMOS_KEY_ROTATOR_ROLE_NAME",
+        "COSMOS_OPERATION_STATUS_ROLE_NAME",
+    ):
+        assert outputs[name]["type"] == "string", name

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -77,7 +78,8 @@ def test_queries_read_only_the_events_properties_and_outcomes(workbook):
         assert properties <= EVENT_PROPERTIES, f"{name}: {properties - EVENT_PROPERTIES}"
         outcomes = set(re.findall(r'outcome\s*[!=]=\s*"([^"]*)"', kql))
         assert outcomes <= OUTCOMES, f"{name}: {outcomes - OUTCOMES}"
-        # The KQL check knows no other table, so this is the only one a query can read.
+        # The product's events are in AppTraces. The KQL check knows it and AppRequests (the host's record of
+        # each function execution) and reports any other table, so those are the only ones a query can read.
         assert re.search(r"\bAppTraces\b", kql), f"{name} does not read AppTraces"
 
 
@@ -118,6 +120,24 @@ def test_kql_checker_catches_an_invalid_query():
     assert {d["code"] for d in item["diagnostics"]} >= {"KS142", "KS211"}
 
 
+def test_kql_checker_knows_the_app_requests_columns():
+    package = kusto_package()
+    queries = [
+        {"name": "good", "query": "AppRequests | where Name == 'x' and not(Success) | project OperationId, ResultCode"},
+        {"name": "bad", "query": "AppRequests | where Succeeded == false"},
+    ]
+    result = subprocess.run(
+        [shutil.which("node") or "node", str(HERE / "kql_check.js"), str(package)],
+        input=json.dumps(queries),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    checked = {item["name"]: {d["code"] for d in item["diagnostics"]} for item in json.loads(result.stdout)}
+    assert checked["good"] == set() and "KS142" in checked["bad"]
+
+
 def test_alert_on_every_final_failure_and_every_abandoned_rotation_but_not_on_retries():
     kql = without_comments(read(QUERIES / "rotation-failed.kql"))
     assert ('event in ("RotationAbandoned", "ScheduleFailed") or (event == "RotationFailed" and outcome != "retrying")'
@@ -128,8 +148,20 @@ def rule(trees, symbol) -> dict:
     return body(trees["modules/ops.bicep"]["resources"][symbol]["config"])
 
 
+ALERT_RULES = {
+    "rotationFailedAlert": "rotation-failed.kql",
+    "rotationOverdueAlert": "stale-rotation.kql",
+    "functionFailedAlert": "function-failed.kql",
+}
+
+
 def test_alert_rules_read_the_workspace_and_notify_the_action_group(trees):
-    for symbol in ("rotationFailedAlert", "rotationOverdueAlert"):
+    assert {
+        symbol for symbol, resource in trees["modules/ops.bicep"]["resources"].items()
+        if resource["type"] == "Microsoft.Insights/scheduledQueryRules"
+    } == set(ALERT_RULES)
+    assert {path.name for path in QUERIES.glob("*.kql")} == set(ALERT_RULES.values())
+    for symbol in ALERT_RULES:
         properties = rule(trees, symbol)["properties"]
         assert properties["scopes"] == ["workspaceId"]
         assert properties["actions"]["actionGroups"] == [
@@ -138,7 +170,106 @@ def test_alert_rules_read_the_workspace_and_notify_the_action_group(trees):
         assert properties["enabled"] is True
     text = read(MODULES / "ops.bicep")
     assert "loadTextContent('../queries/rotation-failed.kql')" in text
+    assert "loadTextContent('../queries/function-failed.kql')" in text
     assert "emailAddress: alertEmail" in text
+
+
+def final_columns(kql: str) -> set[str]:
+    """The columns of a query's last project (name = expression, or a bare column)."""
+    tail = without_comments(kql).rsplit("| project", 1)[1]
+    return {match.group(1) for match in re.finditer(r"(?:^|,)\s*(\w+)\b", tail)}
+
+
+def dimensions(trees, symbol) -> list[str]:
+    [condition] = rule(trees, symbol)["properties"]["criteria"]["allOf"]
+    for dimension in condition["dimensions"]:
+        assert dimension["operator"] == "Include" and dimension["values"] == ["*"]
+    return [dimension["name"] for dimension in condition["dimensions"]]
+
+
+def test_every_dimension_is_a_column_of_its_query(trees):
+    queries = alert_queries()
+    for symbol, query_file in ALERT_RULES.items():
+        names_ = dimensions(trees, symbol)
+        assert 1 <= len(names_) <= 6, symbol  # log search alerts split by at most six dimensions
+        columns = final_columns(queries[query_file])
+        assert set(names_) <= columns, (symbol, set(names_) - columns)
+
+
+def test_the_failure_alert_names_the_rotation_and_links_the_workbook(trees):
+    # The alert e-mail lists the dimensions: the target and the rotation to look up.
+    assert {"target", "rotationId"} <= set(dimensions(trees, "rotationFailedAlert"))
+    kql = read(QUERIES / "rotation-failed.kql")
+    assert 'rotationId = coalesce(tostring(Properties.rotationId), "none")' in kql
+    assert 'target = coalesce(tostring(Properties.target), "unknown")' in kql
+    actions = rule(trees, "rotationFailedAlert")["properties"]["actions"]
+    assert actions["customProperties"] == {"workbook": "workbookUrl"}
+    ops = trees["modules/ops.bicep"]
+    # The portal of the cloud deployed to, and the workbook resource's own view.
+    assert ops["variables"]["workbookUrl"]["value"] == "${environment().portal}/#resource${workbook.id}/workbook"
+    assert ops["outputs"]["workbookUrl"]["value"] == "workbookUrl"
+    assert "output WORKBOOK_URL string = ops.outputs.workbookUrl" in read(INFRA / "main.bicep")
+
+
+def function_names_in_code() -> set[str]:
+    """The functions the app registers: each decorated `def` in cosmos_key_rotation/functions."""
+    functions = Path(names.__file__).parent / "functions"
+    found = set()
+    for path in functions.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "function_name(" not in text, f"{path.name} renames a function: its record's Name changes"
+        found |= set(re.findall(r"^@bp\.\w+\(.*\)\n(?:@.*\n|\s+.*\n)*?def (\w+)\(", text, re.MULTILINE))
+    return found
+
+
+def test_function_failure_alert_watches_the_timer_and_the_worker_by_their_names(trees):
+    in_code = function_names_in_code()
+    assert in_code == {
+        "scheduled_rotation",
+        "rotation_worker",
+        "abandoned_rotation",
+        "request_rotation",
+        "rotation_status",
+        "targets",
+    }
+    kql = without_comments(read(QUERIES / "function-failed.kql"))
+    watched = set(re.findall(r'"(\w+)"', kql.split("Name in (", 1)[1].split(")", 1)[0]))
+    assert watched == {"scheduled_rotation", "rotation_worker"} <= in_code
+    assert "Success == false" in kql
+    assert dimensions(trees, "functionFailedAlert") == ["functionName"]
+    assert "functionName = Name" in kql
+    properties = rule(trees, "functionFailedAlert")["properties"]
+    assert properties["displayName"] == "Cosmos DB key rotation function failed"
+    assert properties["severity"] <= rule(trees, "rotationFailedAlert")["properties"]["severity"]
+
+
+def minutes(duration: str) -> int:
+    match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?", duration)
+    assert match, duration
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_function_failure_alert_sees_each_failed_run_once_even_a_long_one(trees):
+    properties = rule(trees, "functionFailedAlert")["properties"]
+    frequency, window = minutes(properties["evaluationFrequency"]), minutes(properties["windowSize"])
+    # A record's TimeGenerated is the start of the run, written when the run ends: the window must reach
+    # back over the longest run (host.json functionTimeout) plus an evaluation period.
+    timeout = json.loads(read(INFRA.parent / "host.json"))["functionTimeout"]
+    hours, mins, _seconds = (int(part) for part in timeout.split(":"))
+    assert window >= hours * 60 + mins + frequency
+    # Only the records that arrived since the last evaluation count (with some overlap, never a gap).
+    kql = without_comments(read(QUERIES / "function-failed.kql"))
+    [arrived] = re.findall(r"ingestion_time\(\) > ago\((\d+)m\)", kql)
+    assert frequency < int(arrived) < 2 * frequency
+
+
+def test_function_failure_alert_leaves_to_the_other_alert_what_it_already_covers():
+    kql = without_comments(read(QUERIES / "function-failed.kql"))
+    # A retried worker attempt (the host tries again, then RotationAbandoned alerts) and ScheduleFailed (the
+    # rotation-failed alert) are left out, matched on the invocation's OperationId; nothing else is.
+    assert 'where event == "ScheduleFailed" or (event == "RotationFailed" and outcome == "retrying")' in kql
+    assert "join kind=leftanti handledElsewhere on OperationId" in kql
+    assert kql.count("AppTraces") == 1
 
 
 def test_overdue_alert_fits_the_log_search_limit_and_fills_its_look_back(trees):
@@ -179,6 +310,28 @@ def test_default_look_back_is_twice_the_default_schedules_longest_gap(trees):
     assert longest_gap_in_days(schedule) == 17
     assert parameters["staleRotationLookbackDays"]["default"] == 2 * longest_gap_in_days(schedule)
     assert rule(trees, "rotationOverdueAlert")["properties"]["criteria"]["allOf"][0]["threshold"] == 0
+
+
+FILTERED_VIEWS = {"rotations-over-time", "last-rotation-per-target", "failures-by-error-code", "failure-detail"}
+
+
+def test_workbook_filters_its_rotation_and_failure_views_by_target_and_rotation(workbook):
+    [parameters] = [item for item in workbook["items"] if item["type"] == 9]
+    declared = {parameter["name"]: parameter for parameter in parameters["content"]["parameters"]}
+    for name in ("Target", "RotationId"):
+        assert declared[name]["type"] == 1  # text
+        assert declared[name]["isRequired"] is False
+        assert declared[name]["value"] == ""
+    ids = [parameter["id"] for parameter in declared.values()]
+    assert len(ids) == len(set(ids))
+    queries = workbook_queries(workbook)
+    for name in FILTERED_VIEWS:
+        kql = queries[name]
+        assert 'let wantedTarget = "{Target:escapejson}";' in kql, name
+        assert 'let wantedRotation = "{RotationId:escapejson}";' in kql, name
+        assert "| where isempty(wantedTarget) or tostring(Properties.target) == wantedTarget" in kql, name
+        assert "| where isempty(wantedRotation) or tostring(Properties.rotationId) == wantedRotation" in kql, name
+    assert "{Target" not in queries["key-age"]  # per account, over 90 days: not a view of one rotation
 
 
 def test_workbook_is_loaded_from_infra_and_shows_the_four_views(workbook):

@@ -5,7 +5,7 @@ import re
 
 from cosmos_key_rotation import names
 
-from .support import INFRA, MODULES, body, code, read
+from .support import INFRA, MODULES, body, code, evaluate, read
 
 # The host's identity-based storage connection also gets its service URIs. From
 # AzureWebJobsStorage__accountName alone the host builds the global cloud's endpoints, which are wrong in
@@ -19,10 +19,23 @@ STORAGE_SERVICE_URI_SETTINGS = frozenset(
     }
 )
 
-# Product settings the Bicep may leave unset. None: the Bicep sets every setting the product reads, and
-# an empty string means "not configured" (ROTATION_TARGETS and READONLY_SECRET_NAME by default), so the
-# app's configuration shows every knob and a typo in a setting's name cannot hide.
-OPTIONAL_SETTINGS: frozenset[str] = frozenset()
+# Operators pause the rotation timer with one of these (the Functions host reads
+# AzureWebJobs.<function>.Disabled, in any of the three spellings; names.HOST_SETTINGS lists them so that
+# `status` can show a pause). They are the operator's switch, not configuration: the Bicep must never set
+# them, or a deployment would pause (or unpause) the timer.
+TIMER_PAUSE_SETTINGS = frozenset(
+    {
+        "AzureWebJobs.scheduled_rotation.Disabled",
+        "AzureWebJobs__scheduled_rotation__Disabled",
+        "AzureWebJobs_scheduled_rotation_Disabled",
+    }
+)
+
+# Settings the code reads that the Bicep leaves unset: only the timer's pause switch. Every product
+# setting is set, and an empty string means "not configured" (ROTATION_TARGETS, READONLY_SECRET_NAME,
+# LIVE_KEY_KIND and PAUSED_TARGETS by default), so the app's configuration shows every knob and a typo in a
+# setting's name cannot hide.
+OPTIONAL_SETTINGS: frozenset[str] = TIMER_PAUSE_SETTINGS
 
 # Flex Consumption rejects these (its functionAppConfig replaces them), PRODUCT.md section 8.
 FLEX_REJECTED_SETTINGS = {
@@ -50,6 +63,60 @@ def test_every_setting_the_code_reads_is_set_and_nothing_else(trees):
     code = set(names.PRODUCT_SETTINGS) | set(names.HOST_SETTINGS)
     assert code - OPTIONAL_SETTINGS - bicep == set(), "read by the code, not set by the Bicep"
     assert bicep - STORAGE_SERVICE_URI_SETTINGS - code == set(), "set by the Bicep, read by nobody"
+
+
+def test_the_timer_pause_switch_is_left_to_the_operator(trees):
+    assert set(names.HOST_SETTINGS) >= TIMER_PAUSE_SETTINGS
+    assert TIMER_PAUSE_SETTINGS & set(app_settings(trees)) == set()
+    for path in INFRA.rglob("*.bicep"):
+        assert not re.search(r"AzureWebJobs[._]+scheduled_rotation", code(path)), f"{path.name} sets the timer's pause"
+    assert OPTIONAL_SETTINGS.isdisjoint(names.PRODUCT_SETTINGS)  # every product setting is set
+
+
+def test_live_key_kind_and_paused_targets_are_parameters_passed_to_the_app(trees):
+    main = trees["main.bicep"]["parameters"]
+    assert main["liveKeyKind"]["default"] == ""
+    decorators = {d["type"]: d["argument"] for d in main["liveKeyKind"]["decorators"]}
+    assert decorators["allowed"] == ["", "none", "primary", "secondary"]
+    assert "NoLiveSecret" in decorators["description"]
+    assert main["pausedTargets"]["default"] == ""
+    assert "comma-separated" in {d["type"]: d["argument"] for d in main["pausedTargets"]["decorators"]}["description"]
+    settings = app_settings(trees)
+    assert settings["LIVE_KEY_KIND"] == "liveKeyKind"
+    assert settings["PAUSED_TARGETS"] == "pausedTargets"
+    params = body(trees["main.bicep"]["modules"]["functionApp"]["config"])["params"]
+    assert params["pausedTargets"] == "pausedTargets"
+    assert set(trees["modules/functionapp.bicep"]["parameters"]) >= {"liveKeyKind", "pausedTargets"}
+
+
+def live_key_kind_setting(trees, **parameters) -> str:
+    """LIVE_KEY_KIND as main.bicep would pass it to the app, for the given parameters."""
+    tree = trees["main.bicep"]
+    expression = body(tree["modules"]["functionApp"]["config"])["params"]["liveKeyKind"]
+    return evaluate(expression, tree, parameters)
+
+
+EXISTING_ACCOUNT = "/subscriptions/0000/resourceGroups/data/providers/Microsoft.DocumentDB/databaseAccounts/docdb-prod"
+TARGETS = '[{"name": "a", "subscriptionId": "0000", "resourceGroup": "g", "account": "a", "keyVaultUri": "v"}]'
+
+
+def test_a_new_account_adopts_primary_and_an_existing_one_waits_for_the_operator(trees):
+    # A new account: no application holds a key yet, so the first run adopts primary and publishes it.
+    assert live_key_kind_setting(trees) == "primary"
+    # An existing account: only the operator knows the live key (README: adopt, or declare it).
+    assert live_key_kind_setting(trees, existingCosmosAccountId=EXISTING_ACCOUNT) == ""
+    # ROTATION_TARGETS: LIVE_KEY_KIND belongs to the single target; the entries carry their own.
+    assert live_key_kind_setting(trees, rotationTargets=TARGETS) == ""
+    assert live_key_kind_setting(trees, rotationTargets=TARGETS, liveKeyKind="secondary") == ""
+
+
+def test_an_explicit_live_key_kind_overrides_both_defaults(trees):
+    assert live_key_kind_setting(trees, liveKeyKind="secondary") == "secondary"
+    assert live_key_kind_setting(trees, liveKeyKind="none") == ""
+    assert live_key_kind_setting(trees, existingCosmosAccountId=EXISTING_ACCOUNT, liveKeyKind="primary") == "primary"
+    assert live_key_kind_setting(trees, existingCosmosAccountId=EXISTING_ACCOUNT, liveKeyKind="none") == ""
+    # '' is what azd passes for an empty LIVE_KEY_KIND: it must mean "the default", like an unset one.
+    assert live_key_kind_setting(trees, liveKeyKind="") == "primary"
 
 
 def test_app_settings_are_applied_from_the_one_settings_object():
@@ -85,10 +152,12 @@ def test_host_storage_and_telemetry_use_the_managed_identity(trees):
 
 
 def test_no_key_or_connection_string_is_an_app_setting(trees):
+    # Settings that name a key without holding one: the vault, the strategy, the age limit, the check, and
+    # LIVE_KEY_KIND (which of the two keys applications use: "primary" or "secondary").
     for name in app_settings(trees):
         assert "KEY" not in name.upper().replace("KEY_VAULT", "").replace("KEY_STRATEGY", "").replace(
             "MAX_KEY_AGE", ""
-        ).replace("VERIFY_NEW_KEY", ""), name
+        ).replace("VERIFY_NEW_KEY", "").replace("LIVE_KEY_KIND", ""), name
     assert "AzureWebJobsStorage" not in app_settings(trees)  # identity-based, no connection string
     for path in INFRA.rglob("*.bicep"):
         assert "listKeys(" not in read(path) and "listConnectionStrings(" not in read(path), path.name
@@ -112,13 +181,58 @@ def test_a_target_list_replaces_the_single_target_settings():
         "cosmosAccountName",
         "secretName",
         "readonlySecretName",
+        "liveKeyKind",
     ):
         assert re.search(rf"^\s*{parameter}: useTargetList \? '' : ", main, re.MULTILINE), parameter
 
 
-def test_key_vault_uri_is_the_vaults_own_uri():
+def test_key_vault_uri_is_the_vaults_own_uri(trees):
     assert "output uri string = vault.properties.vaultUri" in read(MODULES / "keyvault.bicep")
-    assert "keyVaultUri: keyVault.outputs.uri" in read(INFRA / "main.bicep")
+    # Created here or existing elsewhere, the URI comes from the vault resource, read where it lives.
+    assert "output uri string = vault.properties.vaultUri" in read(MODULES / "keyvault-access.bicep")
+    assert trees["modules/keyvault-access.bicep"]["resources"]["vault"]["existing"] is True
+    assert "keyVaultUri: keyVaultAccess.outputs.uri" in read(INFRA / "main.bicep")
+    assert "output KEY_VAULT_URI string = keyVaultAccess.outputs.uri" in read(INFRA / "main.bicep")
+
+
+EXISTING_VAULT = "/subscriptions/1111/resourceGroups/shared-secrets/providers/Microsoft.KeyVault/vaults/kv-shared"
+
+
+def test_an_existing_key_vault_replaces_the_created_one(trees):
+    tree = trees["main.bicep"]
+    parameter = tree["parameters"]["existingKeyVaultId"]
+    assert parameter["default"] == ""
+    description = {d["type"]: d["argument"] for d in parameter["decorators"]}["description"]
+    for word in ("Resource id", "another resource group or subscription", "RBAC", "Empty to create"):
+        assert word in description, word
+    # No vault is created when one is given.
+    create = tree["modules"]["keyVault"]["config"]
+    assert evaluate(create["condition"], tree, {}) is True
+    assert evaluate(create["condition"], tree, {"existingKeyVaultId": EXISTING_VAULT}) is False
+    # The role assignments (and the URI) go to the vault's own subscription and resource group.
+    access = body(tree["modules"]["keyVaultAccess"]["config"])
+    scope = access["scope"]["function"]
+    assert scope["type"] == "resource_group"
+    where = {
+        "subscription": scope["parameters"]["subscription_id"],
+        "group": scope["parameters"]["resource_group_name"],
+        "name": access["params"]["vaultName"],
+    }
+    given = {key: evaluate(value, tree, {"existingKeyVaultId": EXISTING_VAULT}) for key, value in where.items()}
+    assert given == {"subscription": "1111", "group": "shared-secrets", "name": "kv-shared"}
+    assert access["params"]["principals"] == "rotationPrincipals"
+    assert access["dependsOn"] == ["keyVault"]
+
+
+def test_the_existing_key_vault_handling_mirrors_the_existing_account(trees):
+    variables = trees["main.bicep"]["variables"]
+    def shape(variable: str, parameter: str, flag: str) -> str:
+        return repr(variables[variable]["value"]).replace(parameter, "ID").replace(flag, "USE")
+
+    pairs = (("useExistingAccount", "useExistingVault"), ("existingAccountSegments", "existingVaultSegments"))
+    for account, vault in pairs:
+        account_shape = shape(account, "existingCosmosAccountId", "useExistingAccount")
+        assert account_shape == shape(vault, "existingKeyVaultId", "useExistingVault"), (account, vault)
 
 
 def test_queue_table_and_lease_container_names_match_the_code(trees):
@@ -173,21 +287,58 @@ def test_custom_role_is_assigned_on_the_account_only(trees):
     assert "scope: resourceGroup(cosmos.subscriptionId, cosmos.resourceGroup)" in main
 
 
-def test_app_identity_gets_the_vault_storage_and_telemetry_roles():
+def test_app_identity_gets_the_vault_storage_and_telemetry_roles(trees):
     text = read(MODULES / "rbac.bicep")
     for role in ("storageBlobDataOwner", "storageQueueDataContributor", "storageTableDataContributor"):
         assert re.search(rf"appStorageRoles = \[[^\]]*roles\.{role}\b", text), role
-    for symbol, scope, role in (
-        ("appVault", "vault", "keyVaultSecretsOfficer"),
-        ("appTelemetry", "appInsights", "monitoringMetricsPublisher"),
-    ):
-        declaration = (
-            rf"resource {symbol} [^{{]*\{{\s*"
-            rf"name: guid\({scope}\.id, appPrincipalId, roles\.{role}\)\s*"
-            rf"scope: {scope}\s"
-        )
-        assert re.search(declaration, text), symbol
+    declaration = (
+        r"resource appTelemetry [^{]*\{\s*"
+        r"name: guid\(appInsights\.id, appPrincipalId, roles\.monitoringMetricsPublisher\)\s*"
+        r"scope: appInsights\s"
+    )
+    assert re.search(declaration, text)
+    assert "vault" not in code(MODULES / "rbac.bicep").lower()  # the vault's role lives where the vault is
+    # Key Vault Secrets Officer, for the app and the operator, on the vault only.
+    vault_access = read(MODULES / "keyvault-access.bicep")
+    assert re.search(
+        r"resource secretsOfficerAssignments [^=]*= \[\s*for principal in principals: \{\s*"
+        r"name: guid\(vault\.id, principal\.principalId, roles\.keyVaultSecretsOfficer\)\s*"
+        r"scope: vault\s",
+        vault_access,
+    )
+    assert "var rotationPrincipals = hasOperator ? concat(appPrincipals, operatorPrincipals) : appPrincipals" in read(
+        INFRA / "main.bicep"
+    )
     assert ROLE_DEFINITIONS["keyVaultSecretsOfficer"] == "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+
+
+def test_the_custom_roles_names_are_deployment_outputs(trees):
+    roles = trees["modules/cosmos-roles.bicep"]
+    suffix = trees["main.bicep"]["modules"]["cosmosRoles"]["config"]["params"]["roleNameSuffix"]
+    assert suffix == "${environmentName}-${resourceToken}"
+    for symbol, variable, output, expected in (
+        ("rotatorRole", "rotatorRoleName", "rotatorRoleName", "Cosmos DB key rotator (${roleNameSuffix})"),
+        (
+            "operationStatusRole",
+            "operationStatusRoleName",
+            "operationStatusRoleName",
+            "Cosmos DB operation status reader (${roleNameSuffix})",
+        ),
+    ):
+        assert roles["variables"][variable]["value"] == expected
+        assert body(roles["resources"][symbol]["config"])["properties"]["roleName"] == variable
+        assert output in roles["outputs"]
+    assert roles["outputs"]["rotatorRoleName"]["value"] == "rotatorRoleName"
+    # No role, no name: an operator must not try to assign a role that was not created.
+    status = roles["outputs"]["operationStatusRoleName"]["value"]["operator"]
+    assert status["type"] == "conditional" and status["operands"] == {
+        "condition": "grantOperationStatusRead",
+        "true_value": "operationStatusRoleName",
+        "false_value": "",
+    }
+    main = read(INFRA / "main.bicep")
+    assert "output COSMOS_KEY_ROTATOR_ROLE_NAME string = cosmosRoles.outputs.rotatorRoleName" in main
+    assert "output COSMOS_OPERATION_STATUS_ROLE_NAME string = cosmosRoles.outputs.operationStatusRoleName" in main
 
 
 def test_role_definition_ids_live_in_one_named_map():
@@ -220,4 +371,25 @@ def test_every_role_assignment_is_named_by_scope_principal_and_role_and_sets_pri
             assert scope_arg == expected_scope, f"{name}:{symbol}: guid() must start with the scope's id"
             assert principal_arg == config["properties"]["principalId"], f"{name}:{symbol}"
             assert "principalType" in config["properties"], f"{name}:{symbol}"
-    assert count >= 7
+    # rbac.bicep: storage (app, operator) and telemetry; cosmos-access, cosmos-roles, keyvault-access: one each.
+    assert count >= 6
+
+
+def _role_name(key: str) -> str:
+    """role-definitions.json key -> the built-in role's name: storageBlobDataContributor -> Storage Blob Data
+    Contributor."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", key[0].upper() + key[1:])
+
+
+def test_the_readmes_operator_roles_are_the_ones_the_bicep_grants(trees):
+    readme = read(INFRA.parent / "README.md")
+    paragraph = readme.split("<!-- operator-roles:start -->", 1)[1].split("<!-- operator-roles:end -->", 1)[0]
+    named = {" ".join(name.split()) for name in re.findall(r"\*([^*]+)\*", paragraph)}
+    storage = re.search(r"operatorStorageRoles = \[([^\]]*)\]", read(MODULES / "rbac.bicep")).group(1)
+    granted = {_role_name(key) for key in re.findall(r"roles\.(\w+)", storage)}
+    granted.add(_role_name("keyVaultSecretsOfficer"))  # keyvault-access.bicep, rotationPrincipals
+    # cosmos-roles.bicep: the two custom roles, assigned to the app and the operator alike (rotationPrincipals).
+    granted |= {"Cosmos DB key rotator", "Cosmos DB operation status reader"}
+    assert "var rotationPrincipals = hasOperator ? concat(appPrincipals, operatorPrincipals) : appPrincipals" in read(
+        INFRA / "main.bicep")
+    assert named == granted
