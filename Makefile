@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean requirements
 
 setup: $(VENV)/.installed node_modules/.installed $(INFRA_VENV)/.installed
 
@@ -35,6 +35,11 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) scripts/benchmark.py
+
+# requirements.txt pins what Azure Functions installs: one resolution for every Python the code supports
+# (3.10 to 3.12; the deployed 3.12 gets the newest pins), every platform (--universal).
+requirements: $(VENV)/.installed
+	$(VENV)/bin/uv pip compile requirements.in --universal --python-version 3.10 -o requirements.txt
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .demo .pytest_cache .ruff_cache
