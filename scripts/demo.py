@@ -1,10 +1,11 @@
 """`make demo`: the product end to end on this machine, with no Azure subscription.
 
 Starts Azurite and the local Azure emulator, creates a Cosmos DB account like the original Azure China
-script (GlobalDocumentDB, two regions), then drives the real function app: the timer enqueues, the
-worker takes the message from Azurite's queue and rotates, an HTTP request asks for another rotation and
-its status is read back, and the operator CLI prints the targets. Events print as they happen.
-Everything started here is stopped at the end.
+script (GlobalDocumentDB, two regions), then follows the README's onboarding: a dry run refuses to guess
+which key applications use, `adopt` publishes the key they use today, and then the real function app runs:
+the timer enqueues, the worker takes the message from Azurite's queue and rotates, an HTTP request asks
+for another rotation and its status is read back, and the operator CLI prints the targets. Events print
+as they happen. Everything started here is stopped at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cosmos_key_rotation.settings import DEFAULT_SCHEDULE  # noqa: E402
 from local_azure import Emulator  # noqa: E402
 from local_azure.azurite import Azurite  # noqa: E402
 
@@ -40,7 +42,9 @@ class EventLines(logging.Formatter):
         if event is None:
             return f"  {stamp}  {record.levelname:<18} {record.getMessage()}"
         props = " ".join(f"{k}={getattr(record, k)}" for k in self.SHOWN if hasattr(record, k))
-        return f"  {stamp}  {event:<18} {record.getMessage()}   [{props}]"
+        # An event's message starts with its name: print the name once, in its column.
+        message = record.getMessage().removeprefix(event).strip()
+        return f"  {stamp}  {event:<18} {message}   [{props}]"
 
 
 def step(text: str) -> None:
@@ -100,10 +104,20 @@ def run(emulator: Emulator, azurite: Azurite) -> int:
 
     host = FunctionsHost(function_app.app, azurite.connection_string, ROOT / "host.json", visibility_timeout=1)
 
-    step("timer fires (schedule %ROTATION_SCHEDULE%): one request per target goes on the queue")
+    cli = [sys.executable, "-m", "cosmos_key_rotation"]
+    step("python -m cosmos_key_rotation rotate --dry-run   (a new vault: which key do applications use?)")
+    show(subprocess.run([*cli, "rotate", "--dry-run"], cwd=ROOT, env=cli_env(), capture_output=True, text=True,
+                        timeout=120))
+    step("python -m cosmos_key_rotation adopt --key-kind primary   (publish the key applications use today; "
+         "nothing is regenerated)")
+    show(subprocess.run([*cli, "adopt", "--key-kind", "primary"], cwd=ROOT, env=cli_env(), capture_output=True,
+                        text=True, timeout=120))
+
+    schedule = os.environ.get("ROTATION_SCHEDULE") or DEFAULT_SCHEDULE
+    step(f"timer fires (ROTATION_SCHEDULE '{schedule}', UTC): one request per target goes on the queue")
     host.run_timer("scheduled_rotation")
-    step("worker takes the message from Azurite's queue and rotates (regeneration takes 2 s here; "
-         "the new key is refused once while it 'propagates')")
+    step("worker takes the message from Azurite's queue and rotates the secondary key, which applications do "
+         "not hold (regeneration takes 2 s here; the new key is refused once while it 'propagates')")
     host.process_queues(timeout=120)
 
     step("POST /api/rotations {\"target\": \"docdb-demo\"} inside the cooldown: refused with 429")
@@ -123,14 +137,23 @@ def run(emulator: Emulator, azurite: Azurite) -> int:
 
     logging.getLogger().removeHandler(handler)
     step("python -m cosmos_key_rotation status   (the operator's view: live key, last rotation, key ages)")
-    done = subprocess.run([sys.executable, "-m", "cosmos_key_rotation", "status"], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
-    print("  " + done.stdout.replace("\n", "\n  ").rstrip())
-    if done.returncode != 0:
-        print(done.stderr, file=sys.stderr)
+    done = subprocess.run([*cli, "status"], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)
+    show(done)
     ok = json.loads(status.get_body()).get("status") == "succeeded" and done.returncode == 0
     step("demo " + ("finished: every step succeeded" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def show(done: subprocess.CompletedProcess[str]) -> None:
+    """A CLI run: its answer, then the exit code; its JSON-lines events on stderr are left out here."""
+    print("  " + done.stdout.replace("\n", "\n  ").rstrip())
+    print(f"  (exit code {done.returncode})")
+    if done.returncode == 2:
+        print(done.stderr, file=sys.stderr)
 
 
 if __name__ == "__main__":
