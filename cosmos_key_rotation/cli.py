@@ -136,7 +136,8 @@ def _environment(settings_file: str | None) -> dict[str, str]:
 def _rotate(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if not args.dry_run:
         runtime.settings.require_storage()  # the lease and the records live there
-    rotator = runtime.rotator(dry_run=args.dry_run)
+    # A regeneration can take hours: say so on stderr while waiting.
+    rotator = runtime.rotator(dry_run=args.dry_run, progress=lambda line: print(line, file=stderr, flush=True))
     return _run_each(runtime, args, stdout, stderr, lambda name: rotator.rotate(
         RotationRequest.new(name, "cli", args.key_kind, args.force, args.dry_run)))
 

@@ -81,6 +81,10 @@ _CODES = (
               "Resource Manager accepted the regeneration and the operation ended Failed or Canceled; the key "
               "did not change",
               "retried; if it persists, read the account's activity log"),
+    ErrorCode("RegenerationTimedOut", False,
+              "a regeneration handed to continuations had not ended after REGENERATION_TIMEOUT_MINUTES",
+              "read the account's activity log; the next run finishes the rotation if Azure completes it later, "
+              "without regenerating again"),
     ErrorCode("RegenerationUnconfirmed", True,
               "regenerateKey got no clear answer (a dropped connection or a 5xx) and keysMetadata did not show "
               "a new key within the wait",

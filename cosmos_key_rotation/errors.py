@@ -23,7 +23,7 @@ class RotationError(Exception):
 
 
 class LeaseBusy(RotationError):
-    """Another rotation of the same account holds the lease."""
+    """Another rotation of the same account holds the lease, or waits for Azure (its marker)."""
 
-    def __init__(self, account: str) -> None:
-        super().__init__("RotationInProgress", f"another rotation of account {account} is running")
+    def __init__(self, account: str, why: str | None = None) -> None:
+        super().__init__("RotationInProgress", why or f"another rotation of account {account} is running")

@@ -24,7 +24,7 @@ PROPERTIES = (
     "event", "rotationId", "trigger", "target", "subscriptionId", "resourceGroup", "account", "keyKind",
     "previousKeyKind", "secretName", "secretVersion", "outcome", "durationMs", "attempt", "errorCode",
     "errorMessage", "reason", "primaryMasterKeyGeneratedAt", "secondaryMasterKeyGeneratedAt",
-    "primaryReadonlyMasterKeyGeneratedAt", "secondaryReadonlyMasterKeyGeneratedAt", "maxKeyAgeDays",
+    "primaryReadonlyMasterKeyGeneratedAt", "secondaryReadonlyMasterKeyGeneratedAt", "maxKeyAgeDays", "phase",
 )
 
 

@@ -5,6 +5,10 @@ terminal can overlap safely. A lease lasts LEASE_SECONDS and a background thread
 rotation runs, so a crashed holder frees the account within a minute. A renewal can fail or hang, so the
 lease is also a fence: before each step that changes Azure (regenerate, publish) the rotation confirms
 that its last successful renewal is recent enough that nobody else can hold the account yet.
+
+A rotation waiting for Azure between two queue messages (continuation.py) holds no lease: the lease blob's
+metadata is then its marker (rotation id, key kind, since, until), written and cleared under the lease,
+which keeps every other rotation of the account out until it ends or its timeout passes.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from .error_table import from_sdk
 from .errors import LeaseBusy, RotationError
 from .names import LEASE_CONTAINER
 from .settings import Target
+from .times import parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +44,37 @@ def lease_blob_name(target: Target) -> str:
     return f"{target.subscription_id}/{target.resource_group}/{target.account}".lower()
 
 
+@dataclass(frozen=True)
+class Marker:
+    """A rotation of the account that waits for Azure between two queue messages."""
+
+    rotationid: str
+    keykind: str
+    since: str
+    until: str
+
+    def active(self) -> bool:
+        until = parse_iso(self.until)
+        return until is not None and until > datetime.now(timezone.utc)
+
+    def describe(self) -> str:
+        return (f"rotation {self.rotationid} of this account is waiting for Azure ({self.keykind} key, since "
+                f"{self.since}, at most until {self.until})")
+
+    @staticmethod
+    def from_metadata(metadata: dict[str, str] | None) -> Marker | None:
+        fields = {name: (metadata or {}).get(name) for name in Marker.__dataclass_fields__}
+        return Marker(**fields) if all(fields.values()) else None  # type: ignore[arg-type]
+
+
 class HeldLease:
     """A lease this process holds on one account, renewed in the background until `stop`."""
 
     def __init__(self, client: Any, account: str, acquired_at: float, lease_seconds: float = LEASE_SECONDS,
-                 renew_every: float = RENEW_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+                 renew_every: float = RENEW_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic,
+                 blob: Any = None) -> None:
         self._client = client
+        self._blob = blob
         self.account = account
         self.lease_seconds = lease_seconds
         self._renew_every = renew_every
@@ -59,6 +91,20 @@ class HeldLease:
             why = "another holder took it" if self._taken_over else f"its last renewal was {age:.0f} s ago"
             raise RotationError("LeaseLost", f"the lease on account {self.account} may no longer be ours ({why}; "
                                 f"it lasts {self.lease_seconds:g} s): stopped before changing anything else")
+
+    def marker(self) -> Marker | None:
+        """The marker of a rotation waiting for Azure, active or not."""
+        try:
+            return Marker.from_metadata(self._blob.get_blob_properties().metadata)
+        except Exception as exc:
+            raise from_sdk(exc, "storage", f"read the marker of {self.account}") from None
+
+    def mark(self, marker: Marker | None) -> None:
+        """Write (or with None, clear) the marker; only the lease holder can."""
+        try:
+            self._blob.set_blob_metadata(asdict(marker) if marker else {}, lease=self._client)
+        except Exception as exc:
+            raise from_sdk(exc, "storage", f"write the marker of {self.account}") from None
 
     def renew_once(self) -> None:
         sent = self._clock()
@@ -91,9 +137,15 @@ class HeldLease:
 
 
 class NoLease:
-    """For rotations that run without storage (unit tests): nothing to confirm."""
+    """For rotations that run without storage (a dry run, unit tests): nothing to confirm or mark."""
 
     def confirm(self) -> None:
+        return None
+
+    def marker(self) -> Marker | None:
+        return None
+
+    def mark(self, marker: Marker | None) -> None:
         return None
 
 
@@ -106,15 +158,24 @@ class Leases:
 
     def is_held(self, target: Target) -> bool:
         """Whether some rotation of the target's account holds the lease right now."""
+        return self.in_progress(target) == "running"
+
+    def in_progress(self, target: Target) -> str | None:
+        """Why another rotation of the account cannot start now: "running" while one holds the lease, or
+        a waiting rotation's marker; None when nothing is in progress."""
         from azure.core.exceptions import ResourceNotFoundError
 
         blob = self._container.get_blob_client(lease_blob_name(target))
         try:
-            return blob.get_blob_properties().lease.state == "leased"
+            properties = blob.get_blob_properties()
         except ResourceNotFoundError:
-            return False
+            return None
         except Exception as exc:
             raise from_sdk(exc, "storage", f"read the lease of {target.account}") from None
+        if properties.lease.state == "leased":
+            return "running"
+        marker = Marker.from_metadata(properties.metadata)
+        return marker.describe() if marker is not None and marker.active() else None
 
     @contextmanager
     def hold(self, target: Target, wait_seconds: float = 15.0, poll_seconds: float = 1.0) -> Iterator[HeldLease]:
@@ -129,7 +190,7 @@ class Leases:
             if time.monotonic() >= deadline:
                 raise LeaseBusy(target.account)
             time.sleep(poll_seconds)
-        held = HeldLease(client, target.account, sent, self.lease_seconds, self.renew_every)
+        held = HeldLease(client, target.account, sent, self.lease_seconds, self.renew_every, blob=blob)
         held.start()
         try:
             yield held

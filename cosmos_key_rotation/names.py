@@ -27,6 +27,7 @@ PRODUCT_SETTINGS = (
     "VERIFY_TIMEOUT_SECONDS",
     "LIVE_KEY_KIND",
     "PAUSED_TARGETS",
+    "REGENERATION_TIMEOUT_MINUTES",
 )
 
 # Settings the Functions host reads, not the product code; the Bicep sets them too.
@@ -71,4 +72,5 @@ EVENT_NAMES = (
     "AccountAdopted",
     "RotationRolledBack",
     "LiveSecretExpired",
+    "RotationWaiting",
 )

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .accounts import READ_ONLY_KINDS, READ_WRITE_KINDS
+from .continuation import Continuation
 from .errors import RotationError
 from .times import parse_iso
 from .vault import LiveSecret
@@ -31,6 +32,7 @@ class RotationRequest:
     dry_run: bool = False
     attempt: int = 1
     retryable: bool = False  # the caller retries a transient failure (the queue worker)
+    continuation: Continuation | None = None  # where a rotation waiting for Azure stands
 
     @staticmethod
     def new(target: str, trigger: str, key_kind: str | None = None, force: bool = False,
@@ -58,7 +60,8 @@ class Plan:
     kind: str
     # "rotate" (regenerate, then finish), "resume" (regenerated earlier, not published: finish it),
     # "done" (this request already published this pair), "cooldown" (skip), "adopt" (no secret yet: publish
-    # the key the operator declared applications use, regenerating nothing)
+    # the key the operator declared applications use, regenerating nothing), "continue" (a continuation:
+    # this request's own regeneration or verification, waiting for Azure)
     action: str
     # kind's generationTime as read before regenerating: the regeneration is seen when it moves past this
     generated_before: datetime | None = None

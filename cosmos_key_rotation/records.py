@@ -12,18 +12,18 @@ from .error_table import from_sdk
 from .names import TABLE_NAME
 from .times import now_text
 
-STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
+STATUSES = ("queued", "running", "succeeded", "failed", "skipped")  # running: also while waiting for Azure
 FINAL_STATUSES = ("succeeded", "failed", "skipped")
 # Written before each regenerateKey request so that a redelivery finishes that regeneration: they describe
 # work in progress, and a finished rotation's answer leaves them out (its outcome fields say what happened).
-IN_PROGRESS_FIELDS = ("regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore")
+IN_PROGRESS_FIELDS = ("phase", "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore")
 
 # The fields a rotation record may hold, in the order the HTTP API shows them.
 FIELDS = (
     "id", "target", "operation", "status", "trigger", "requestedKeyKind", "force", "keyKind", "previousKeyKind",
     "secretName", "secretVersion", "readonlyKeyKind", "readonlySecretVersion", "reason", "errorCode",
     "errorMessage", "attempt", "requestedAt", "startedAt", "finishedAt", "durationMs",
-    "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore",
+    "phase", "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore",
 )
 
 

@@ -28,20 +28,22 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .accounts import METADATA_NAMES, Accounts, AccountState, key_of, kind_holding
+from .continuation import Continuation
 from .errors import LeaseBusy, RotationError
 from .events import EventLog
-from .leases import NoLease
+from .leases import Marker, NoLease
 from .plan import TRIGGERS, Pair, Plan, RotationRequest, decide
 from .plan import pairs_of as _pairs_of
+from .regeneration import Regenerator, StillRegenerating
 from .settings import Settings, Target
-from .times import iso, now_text
+from .times import iso, now_text, parse_iso
 from .vault import LiveSecret, Vault
-from .verification import Verifier
+from .verification import StillVerifying, Verifier
 
 __all__ = ["TRIGGERS", "RotationRequest", "RotationResult", "Rotator", "pairs_of"]
 
@@ -53,7 +55,7 @@ class RotationResult:
     id: str
     target: str
     trigger: str
-    outcome: str  # succeeded, skipped, failed
+    outcome: str  # succeeded, skipped, failed; running: handed to a continuation while Azure works
     key_kind: str | None = None
     previous_key_kind: str | None = None
     secret_name: str | None = None
@@ -63,6 +65,7 @@ class RotationResult:
     reason: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    phase: str | None = None  # of a running rotation: regenerating or verifying
     transient: bool = False
     duration_ms: int = 0
     key_generated_at: dict[str, str] = field(default_factory=dict)
@@ -95,18 +98,32 @@ class Context:
     account: AccountState | None = None
     plans: list[Plan] = field(default_factory=list)
     published: dict[str, str] = field(default_factory=dict)  # secret name -> version
+    marker: Marker | None = None  # the account's marker as found when the lease was taken
 
 
 def pairs_of(target: Target) -> list[Pair]:
     return _pairs_of(target.secret_name, target.readonly_secret_name)
 
 
+class _HandOver(Exception):
+    """The rest of the rotation waits for Azure: continue it from a queue message."""
+
+    def __init__(self, continuation: Continuation) -> None:
+        super().__init__(continuation.phase)
+        self.continuation = continuation
+
+
 class Rotator:
     """Runs rotations. The collaborators are the SDK-backed ones in production, doubles in unit tests."""
 
     def __init__(self, settings: Settings, accounts: Accounts, vault_for: Callable[[str], Vault],
-                 verifier: Verifier, leases: Any = None, records: Any = None,
-                 lease_wait_seconds: float = 15.0) -> None:
+                 verifier: Verifier, leases: Any = None, records: Any = None, lease_wait_seconds: float = 15.0,
+                 regenerator: Regenerator | None = None,
+                 hand_over: Callable[[RotationRequest, int], None] | None = None, wait_seconds: float = 60.0,
+                 progress: Callable[[str], None] | None = None) -> None:
+        """`hand_over` puts a continuation on the queue (the worker); without it (the CLI) a rotation waits
+        for Azure in-process however long it takes, reporting to `progress`. With it, the first delivery
+        waits up to `wait_seconds` in-process, and each continuation checks once."""
         self.settings = settings
         self.accounts = accounts
         self.vault_for = vault_for
@@ -114,6 +131,10 @@ class Rotator:
         self.leases = leases
         self.records = records
         self.lease_wait_seconds = lease_wait_seconds
+        self.regenerator = regenerator
+        self.hand_over = hand_over
+        self.wait_seconds = wait_seconds
+        self.progress = progress
 
     # -- one rotation, from request to record -------------------------------------------------------
 
@@ -155,8 +176,14 @@ class Rotator:
             else:
                 with self._lease(target) as lease:
                     context.lease = lease
+                    self._refuse_if_waiting(context)
                     context.account = self.accounts.get(target)
-                    body(context)
+                    try:
+                        body(context)
+                    except _HandOver as handing:
+                        self._hand_over(context, handing.continuation)
+                    else:
+                        self._unmark(context)
         except LeaseBusy as busy:
             if request.retryable and request.attempt > 1:
                 # A redelivery: the lease may still be held by this very request's earlier attempt, killed
@@ -167,10 +194,39 @@ class Rotator:
         except RotationError as error:
             result.error_code, result.error_message, result.transient = error.code, error.message, error.transient
             _describe(result, context, published_only=True)
+            if not error.transient:
+                self._unmark(context)
         except Exception as exc:  # a bug, not a service answer: keep the type, never the details
             log.error("unexpected %s in rotation %s", type(exc).__name__, request.id)
             result.error_code, result.error_message = "UnexpectedError", f"{type(exc).__name__} (see the logs)"
         return self._finish(result, request, operation, context.account, events, started)
+
+    def _refuse_if_waiting(self, context: Context) -> None:
+        """Another rotation of the account waits for Azure between two messages: it holds the account."""
+        marker = context.lease.marker()
+        context.marker = marker
+        if marker is not None and marker.active() and marker.rotationid != context.request.id:
+            raise LeaseBusy(context.target.account, marker.describe())
+
+    def _hand_over(self, context: Context, continuation: Continuation) -> None:
+        """Mark the account, put the continuation on the queue, and report the rotation running."""
+        request, result = context.request, context.result
+        assert self.hand_over is not None
+        timeout = (self.settings.regeneration_timeout_minutes * 60 if continuation.phase == "regenerating"
+                   else self.settings.verify_timeout_seconds)
+        until = (parse_iso(continuation.since) or datetime.now(timezone.utc)) + timedelta(seconds=timeout)
+        context.lease.mark(Marker(request.id, continuation.key_kind, continuation.since, iso(until)))
+        delay = continuation.delay_seconds
+        self.hand_over(replace(request, continuation=continuation, attempt=1), delay)
+        _describe(result, context, published_only=True)
+        result.outcome, result.phase = "running", continuation.phase
+        result.reason = (f"{continuation.phase} the {continuation.key_kind} key into {continuation.secret_name}: Azure "
+                         f"is still working; next check in {delay} s (check {continuation.checks + 1})")
+
+    def _unmark(self, context: Context) -> None:
+        """The rotation ended: lift its marker, if it set one."""
+        if context.marker is not None and context.marker.rotationid == context.request.id:
+            context.lease.mark(None)
 
     def _lease(self, target: Target) -> AbstractContextManager[Any]:
         if self.leases is None:
@@ -180,7 +236,7 @@ class Rotator:
     def _rotate(self, context: Context) -> None:
         target, request, result = context.target, context.request, context.result
         assert context.account is not None
-        context.plans = [self.plan(target, pair, context.account, request) for pair in pairs_of(target)]
+        context.plans = [self._plan_or_continue(target, pair, context.account, request) for pair in pairs_of(target)]
         self._warn_expired(context)
         if request.dry_run:
             steps = [f"{p.action} {p.kind} into {p.pair.secret_name}" for p in context.plans]
@@ -190,7 +246,8 @@ class Rotator:
         adopting = [p for p in context.plans if p.action == "adopt"]
         # A declared live key is adopted on the first run, which then rotates nothing else; an interrupted
         # rotation is still finished.
-        work = adopting + [p for p in context.plans if p.action == "resume" or (p.action == "rotate" and not adopting)]
+        work = adopting + [p for p in context.plans
+                           if p.action in ("resume", "continue") or (p.action == "rotate" and not adopting)]
         if not work:
             _describe(result, context)
             if any(p.action == "done" for p in context.plans):  # an earlier delivery published it all
@@ -221,29 +278,54 @@ class Rotator:
                     "version", logging.WARNING, secretName=plan.pair.secret_name, secretVersion=plan.live.version)
 
     def _finish_pair(self, context: Context, plan: Plan, events: EventLog) -> None:
-        """Steps 2 to 5 for one pair."""
+        """Steps 2 to 5 for one pair. Waiting for Azure (a regeneration, a propagation) past this run's wait
+        hands the rest to a continuation (_HandOver)."""
         target, request, lease = context.target, context.request, context.lease
         assert context.account is not None
-        if plan.action == "rotate":
-            context.account = self.regenerate(target, plan, request, events, lease)
+        continuing = request.continuation if plan.action == "continue" else None
+        if plan.action == "rotate" or (continuing is not None and continuing.phase == "regenerating"):
+            context.account = self.regenerate(context, plan, events, continuing)
         account = context.account
         connection_string = self.read(target, plan, account)
         if not plan.publish_first:
-            self.verify(target, plan, connection_string, account, events)
+            self.verify(context, plan, connection_string, events, continuing)
         lease.confirm()
+        self._phase(request, "publishing")
         version = self.publish(target, plan, connection_string, account, request)
         context.published[plan.pair.secret_name] = version
         events.emit("SecretPublished", f"SecretPublished {target.name} {plan.pair.secret_name} {plan.kind}",
                     keyKind=plan.kind, previousKeyKind=plan.live_kind, secretVersion=version)
         if plan.publish_first:
             try:
-                self.verify(target, plan, connection_string, account, events)
+                self.verify(context, plan, connection_string, events, None, hand_over=False)
             except RotationError as error:
                 raise RotationError(
                     "PublishedKeyUnverified",
                     f"the new {plan.kind} key of {target.account} was published as version {version} (under the "
                     f"{target.strategy} strategy the old key died with the regeneration) but did not verify: "
                     f"{error.message}") from None
+
+    def _plan_or_continue(self, target: Target, pair: Pair, account: AccountState, request: RotationRequest) -> Plan:
+        """A continuation never plans its pair again: it finishes the key kind its first delivery chose."""
+        continuation = request.continuation
+        if continuation is None or continuation.secret_name != pair.secret_name:
+            return self.plan(target, pair, account, request)
+        live = self.vault_for(target.key_vault_uri).live(pair.secret_name)
+        if live is not None and live.rotation_id == request.id:  # an earlier delivery published it
+            return Plan(pair, live, live.key_kind, continuation.key_kind, "done")
+        return Plan(pair, live, self._live_kind(target, pair, live), continuation.key_kind, "continue",
+                    parse_iso(continuation.key_generated_before))
+
+    def _wait_budget(self, request: RotationRequest) -> float | None:
+        """How long this run waits for Azure in-process: all it takes (CLI), a while on a first delivery, one
+        check on a continuation."""
+        if self.hand_over is None:
+            return None
+        return 0.0 if request.continuation is not None else self.wait_seconds
+
+    def _phase(self, request: RotationRequest, phase: str) -> None:
+        if not request.dry_run:
+            self._try_save(request.id, phase=phase)
 
     # -- the six steps --------------------------------------------------------------------------------
 
@@ -255,22 +337,64 @@ class Rotator:
         return decide(pair, target.strategy, live, self._live_kind(target, pair, live), account.key_generated_at,
                       record, request, datetime.now(timezone.utc), cooldown, target.live_key_kind)
 
-    def regenerate(self, target: Target, plan: Plan, request: RotationRequest, events: EventLog,
-                   lease: Any) -> AccountState:
+    def regenerate(self, context: Context, plan: Plan, events: EventLog,
+                   continuing: Continuation | None) -> AccountState:
         """Step 2. Not repeatable by nature, which is why `plan` sends an interrupted attempt to `resume`
         instead: keysMetadata remembers the regeneration, and the record notes that this request asked
-        for it (written before each request, after the lease is confirmed)."""
+        for it (written before each request, after the lease is confirmed). A continuation follows the
+        operation its first delivery started, until REGENERATION_TIMEOUT_MINUTES."""
+        target, request, lease = context.target, context.request, context.lease
         started = time.monotonic()
+        asked_at = continuing.since if continuing is not None else now_text()
+        url = continuing.operation_url if continuing is not None else None
 
         def before_send() -> None:
+            nonlocal asked_at
             lease.confirm()
-            self._save(request.id, regeneratingKeyKind=plan.kind, regenerationRequestedAt=now_text(),
+            asked_at = now_text()
+            self._save(request.id, phase="regenerating", regeneratingKeyKind=plan.kind,
+                       regenerationRequestedAt=asked_at,
                        keyGeneratedBefore=iso(plan.generated_before) if plan.generated_before else None)
 
-        account = self.accounts.regenerate(target, plan.kind, plan.generated_before, before_send)
+        wait = self._wait_budget(request)
+        on_wait = self._reporter(target, f"regenerating the {plan.kind} key")
+        try:
+            if continuing is None:
+                account = self.regenerator.regenerate(target, plan.kind, plan.generated_before, before_send, wait,
+                                                      on_wait)
+            else:
+                self._refuse_timed_out(target, plan, continuing)
+                account = self.regenerator.follow(target, plan.kind, plan.generated_before, url, wait, on_wait)
+        except StillRegenerating as still:
+            before = iso(plan.generated_before) if plan.generated_before else None
+            raise _HandOver(continuing.next(operation_url=still.operation_url) if continuing is not None else
+                            Continuation(plan.pair.secret_name, plan.kind, "regenerating", asked_at, before,
+                                         still.operation_url)) from None
         events.emit("KeyRegenerated", f"KeyRegenerated {target.name} {plan.kind}", keyKind=plan.kind,
-                    previousKeyKind=plan.live_kind, durationMs=_ms(started))
+                    previousKeyKind=plan.live_kind, durationMs=_ms(started), phase="regenerating")
         return account
+
+    def _refuse_timed_out(self, target: Target, plan: Plan, continuing: Continuation) -> None:
+        since = parse_iso(continuing.since) or datetime.now(timezone.utc)
+        limit = timedelta(minutes=self.settings.regeneration_timeout_minutes)
+        if datetime.now(timezone.utc) - since > limit:
+            raise RotationError("RegenerationTimedOut", f"the regeneration of the {plan.kind} key of {target.account} "
+                                f"asked at {continuing.since} has not ended after "
+                                f"{self.settings.regeneration_timeout_minutes} min (REGENERATION_TIMEOUT_MINUTES)")
+
+    def _reporter(self, target: Target, doing: str) -> Callable[[float], None] | None:
+        """Progress lines for a long wait in-process (the CLI), at most one every 10 s."""
+        if self.progress is None:
+            return None
+        last = [-10.0]
+
+        def report(elapsed: float) -> None:
+            if elapsed - last[0] >= 10.0:
+                last[0] = elapsed
+                assert self.progress is not None
+                self.progress(f"{target.name}: {doing}, {elapsed:.0f} s so far")
+
+        return report
 
     def read(self, target: Target, plan: Plan, account: AccountState) -> str:
         """Step 3. A read: repeating it returns the same key until the next regeneration. When the key
@@ -278,15 +402,27 @@ class Rotator:
         old_key = key_of(plan.live.value) if plan.publish_first and plan.live is not None else None
         return self.accounts.connection_string(target, plan.kind, account.document_endpoint, not_key=old_key)
 
-    def verify(self, target: Target, plan: Plan, connection_string: str, account: AccountState,
-               events: EventLog) -> None:
-        """Step 4. A read against the data plane: repeatable."""
+    def verify(self, context: Context, plan: Plan, connection_string: str, events: EventLog,
+               continuing: Continuation | None, hand_over: bool = True) -> None:
+        """Step 4. A read against the data plane: repeatable. It waits for the new key to propagate up to
+        VERIFY_TIMEOUT_SECONDS, counted from the first attempt, across continuations."""
         if not self.settings.verify_new_key:
             return
+        assert context.account is not None
+        target, request = context.target, context.request
+        self._phase(request, "verifying")
+        since = continuing.since if continuing is not None and continuing.phase == "verifying" else now_text()
+        spent = (datetime.now(timezone.utc) - (parse_iso(since) or datetime.now(timezone.utc))).total_seconds()
         started = time.monotonic()
-        attempts = self.verifier.verify(account.document_endpoint, key_of(connection_string) or "")
+        try:
+            attempts = self.verifier.verify(context.account.document_endpoint, key_of(connection_string) or "",
+                                            timeout_seconds=max(0.0, self.settings.verify_timeout_seconds - spent),
+                                            wait_seconds=self._wait_budget(request) if hand_over else None)
+        except StillVerifying:
+            raise _HandOver(continuing.next() if continuing is not None and continuing.phase == "verifying" else
+                            Continuation(plan.pair.secret_name, plan.kind, "verifying", since)) from None
         events.emit("KeyVerified", f"KeyVerified {target.name} {plan.kind} after {attempts} attempt(s)",
-                    keyKind=plan.kind, durationMs=_ms(started))
+                    keyKind=plan.kind, durationMs=_ms(started), phase="verifying")
 
     def publish(self, target: Target, plan: Plan, connection_string: str, account: AccountState,
                 request: RotationRequest, **extra_tags: str) -> str:
@@ -336,15 +472,16 @@ class Rotator:
                 METADATA_NAMES[kind]: iso(value) for kind, value in account.key_generated_at.items() if value
             }
         retrying = result.outcome == "failed" and result.transient and request.retryable
+        ongoing = retrying or result.outcome == "running"
         if not request.dry_run:
             fields = dict(
                 target=request.target, trigger=request.trigger, operation=operation.name, attempt=request.attempt,
-                status="queued" if retrying else result.outcome, keyKind=result.key_kind,
+                status="queued" if retrying else result.outcome, phase=result.phase, keyKind=result.key_kind,
                 previousKeyKind=result.previous_key_kind, secretName=result.secret_name,
                 secretVersion=result.secret_version, readonlyKeyKind=result.readonly_key_kind,
                 readonlySecretVersion=result.readonly_secret_version, reason=result.reason,
                 errorCode=result.error_code, errorMessage=result.error_message,
-                finishedAt=None if retrying else now_text(), durationMs=result.duration_ms,
+                finishedAt=None if ongoing else now_text(), durationMs=result.duration_ms,
             )
             if not self._try_save(request.id, **fields):
                 self._try_save(request.id, **fields)
@@ -417,6 +554,9 @@ def _emit_outcome(events: EventLog, result: RotationResult, retrying: bool, max_
     elif result.outcome == "skipped":
         events.emit("RotationSkipped", f"RotationSkipped {result.target}: {result.reason}", outcome="skipped",
                     reason=result.reason, **common)
+    elif result.outcome == "running":
+        events.emit("RotationWaiting", f"RotationWaiting {result.target}: {result.reason}", outcome="running",
+                    phase=result.phase, reason=result.reason, **common)
     else:
         outcome = "retrying" if retrying else "failed"
         level = logging.WARNING if retrying else logging.ERROR

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from .accounts import READ_WRITE_KINDS
+from .continuation import BadContinuation, Continuation
 from .error_table import from_sdk
 from .names import QUEUE_NAME
 from .plan import TRIGGERS, RotationRequest
@@ -19,13 +20,16 @@ class BadMessage(ValueError):
 
 
 def to_message(request: RotationRequest) -> str:
-    return json.dumps({
+    document: dict[str, Any] = {
         "id": request.id,
         "target": request.target,
         "trigger": request.trigger,
         "keyKind": request.key_kind,
         "force": request.force,
-    })
+    }
+    if request.continuation is not None:
+        document["continuation"] = request.continuation.to_json()
+    return json.dumps(document)
 
 
 def from_message(body: str, attempt: int) -> RotationRequest:
@@ -44,6 +48,10 @@ def from_message(body: str, attempt: int) -> RotationRequest:
     if key_kind is not None and key_kind not in READ_WRITE_KINDS:
         # Caught here, not as a 400 from Resource Manager after the lease was taken.
         raise BadMessage(f"message 'keyKind' is {str(key_kind)[:40]!r}; expected one of {', '.join(READ_WRITE_KINDS)}")
+    try:
+        continuation = Continuation.from_json(document["continuation"]) if "continuation" in document else None
+    except BadContinuation as exc:
+        raise BadMessage(str(exc)) from None
     return RotationRequest(
         id=document["id"],
         target=document["target"],
@@ -52,6 +60,7 @@ def from_message(body: str, attempt: int) -> RotationRequest:
         force=document.get("force") is True,
         attempt=attempt,
         retryable=True,
+        continuation=continuation,
     )
 
 
@@ -60,7 +69,8 @@ class RotationQueue:
         self._queue = queue_client
         self._ready = False
 
-    def send(self, request: RotationRequest) -> None:
+    def send(self, request: RotationRequest, delay_seconds: int = 0) -> None:
+        """Put a request on the queue, invisible for `delay_seconds` (a continuation's next check)."""
         from azure.core.exceptions import ResourceExistsError
 
         try:
@@ -68,7 +78,7 @@ class RotationQueue:
                 with contextlib.suppress(ResourceExistsError):
                     self._queue.create_queue()
                 self._ready = True
-            self._queue.send_message(to_message(request))
+            self._queue.send_message(to_message(request), visibility_timeout=delay_seconds or None)
         except Exception as exc:
             raise from_sdk(exc, "storage", f"enqueue a rotation of {request.target} on {QUEUE_NAME}") from None
 

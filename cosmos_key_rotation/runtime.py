@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 
 from .accounts import Accounts
@@ -16,11 +16,16 @@ from .clients import Clients
 from .leases import Leases
 from .names import QUEUE_NAME
 from .records import Records
-from .rotation import Rotator
+from .regeneration import Regenerator
+from .rotation import RotationRequest, Rotator
 from .rotation_queue import RotationQueue
 from .settings import Settings, load_settings
 from .vault import Vault
 from .verification import Verifier
+
+# How long the queue worker's first delivery waits for Azure in-process before handing the rest of a
+# rotation to a continuation message: long enough for most regenerations, far from the function timeout.
+WORKER_WAIT_SECONDS = 60.0
 
 
 class Runtime:
@@ -28,6 +33,9 @@ class Runtime:
         self.settings = settings
         self.clients = Clients(settings)
         self.accounts = Accounts(self.clients.cosmos_management)
+        self.regenerator = Regenerator(self.accounts, self.clients.cosmos_management)
+        self.worker_wait_seconds = WORKER_WAIT_SECONDS
+        self.continuation_delay_scale = 1.0  # tests shorten the waits between continuation checks
 
     def vault(self, vault_uri: str) -> Vault:
         return Vault(self.clients.secrets(vault_uri))
@@ -44,8 +52,10 @@ class Runtime:
     def queue(self) -> RotationQueue:
         return RotationQueue(self.clients.queue(QUEUE_NAME))
 
-    def rotator(self, dry_run: bool = False, lease_wait_seconds: float = 15.0) -> Rotator:
-        """A dry run only reads, so it needs neither the lease nor the records (nor the storage)."""
+    def rotator(self, dry_run: bool = False, lease_wait_seconds: float = 15.0, worker: bool = False,
+                progress: Callable[[str], None] | None = None) -> Rotator:
+        """A dry run only reads, so it needs neither the lease nor the records (nor the storage). The queue
+        worker hands long waits to continuation messages; anyone else waits in-process."""
         return Rotator(
             self.settings,
             self.accounts,
@@ -54,7 +64,15 @@ class Runtime:
             leases=None if dry_run else self.leases,
             records=None if dry_run else self.records,
             lease_wait_seconds=lease_wait_seconds,
+            regenerator=self.regenerator,
+            hand_over=self._continue_later if worker else None,
+            wait_seconds=self.worker_wait_seconds,
+            progress=progress,
         )
+
+
+    def _continue_later(self, request: RotationRequest, delay_seconds: int) -> None:
+        self.queue.send(request, max(1, round(delay_seconds * self.continuation_delay_scale)))
 
 
 _lock = threading.Lock()

@@ -94,6 +94,7 @@ class Settings:
     max_key_age_days: int = 60
     verify_new_key: bool = True
     verify_timeout_seconds: int = 600
+    regeneration_timeout_minutes: int = 360
     storage: StorageSettings | None = None
     paused_targets: frozenset[str] = frozenset()
     timer_disabled: bool = False
@@ -139,7 +140,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         min_rotation_interval_minutes=reader.integer("MIN_ROTATION_INTERVAL_MINUTES", 60, 0, 525600),
         max_key_age_days=reader.integer("MAX_KEY_AGE_DAYS", 60, 1, 3650),
         verify_new_key=reader.boolean("VERIFY_NEW_KEY", True),
-        verify_timeout_seconds=reader.integer("VERIFY_TIMEOUT_SECONDS", 600, 0, 3600),
+        verify_timeout_seconds=reader.integer("VERIFY_TIMEOUT_SECONDS", 600, 0, 86400),
+        regeneration_timeout_minutes=reader.integer("REGENERATION_TIMEOUT_MINUTES", 360, 1, 7 * 24 * 60),
         storage=_storage(env, problems),
         paused_targets=_paused(reader, targets),
         timer_disabled=any(reader.text(name) and reader.text(name).lower() in _TRUE  # type: ignore[union-attr]

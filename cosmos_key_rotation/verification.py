@@ -19,6 +19,11 @@ from .errors import RotationError
 _RETRY_STATUS = {401, 408, 429, 500, 502, 503, 504}
 
 
+class StillVerifying(Exception):
+    """The new key was still refused when the caller's wait ended, before VERIFY_TIMEOUT_SECONDS: check
+    again later (continuation.py)."""
+
+
 @dataclass
 class Verifier:
     timeout_seconds: float
@@ -28,10 +33,14 @@ class Verifier:
     clock: Callable[[], float] = time.monotonic
     try_key: Callable[[str, str], tuple[int | None, str]] = field(default=lambda endpoint, key: try_key(endpoint, key))
 
-    def verify(self, endpoint: str, key: str) -> int:
+    def verify(self, endpoint: str, key: str, timeout_seconds: float | None = None,
+               wait_seconds: float | None = None) -> int:
         """Return how many attempts it took; raise RotationError when the data plane refuses for good or
-        the deadline passes."""
-        deadline = self.clock() + self.timeout_seconds
+        the deadline passes (`timeout_seconds`, by default VERIFY_TIMEOUT_SECONDS), StillVerifying when the
+        caller's own wait (`wait_seconds`) ends first."""
+        timeout = self.timeout_seconds if timeout_seconds is None else timeout_seconds
+        started = self.clock()
+        deadline = started + timeout
         delay = self.first_delay
         attempt = 0
         while True:
@@ -52,6 +61,8 @@ class Verifier:
                     f"the new key was still refused by {endpoint} ({status} {reason}) after {attempt} attempt(s) "
                     f"over {self.timeout_seconds:g} s (VERIFY_TIMEOUT_SECONDS)",
                 )
+            if wait_seconds is not None and self.clock() - started + min(delay, remaining) > wait_seconds:
+                raise StillVerifying()
             self.sleep(min(delay, remaining))
             delay = min(delay * 2, self.max_delay)
 

@@ -104,6 +104,11 @@ param verifyNewKey bool = true
 @minValue(0)
 param verifyTimeoutSeconds int = 600
 
+@minValue(1)
+@maxValue(10080)
+@description('How long a regeneration may run before the rotation gives up on it (REGENERATION_TIMEOUT_MINUTES); Azure documents minutes to hours on a large account.')
+param regenerationTimeoutMinutes int = 360
+
 // ---------------------------------------------------------------------------------------------------
 // The function app.
 @allowed([
@@ -315,6 +320,7 @@ module functionApp 'modules/functionapp.bicep' = {
     maxKeyAgeDays: maxKeyAgeDays
     verifyNewKey: verifyNewKey
     verifyTimeoutSeconds: verifyTimeoutSeconds
+    regenerationTimeoutMinutes: regenerationTimeoutMinutes
     liveKeyKind: useTargetList ? '' : resolvedLiveKeyKind
     pausedTargets: pausedTargets
   }

@@ -90,8 +90,10 @@ def _request_rotation(req: func.HttpRequest, runtime: Runtime) -> func.HttpRespo
     body = _parse_body(req)
     target_name, key_kind, force = _validate(body, runtime)
     target = runtime.settings.target(target_name)
-    if runtime.leases.is_held(target):
-        raise HttpError(409, "RotationInProgress", f"a rotation of account {target.account} is running now")
+    busy = runtime.leases.in_progress(target)
+    if busy is not None:
+        raise HttpError(409, "RotationInProgress", f"a rotation of account {target.account} is running now"
+                        if busy == "running" else busy)
     request = RotationRequest.new(target.name, "http", key_kind=key_kind, force=force)
     _refuse_early(runtime, target, request)
     enqueue(runtime.records, runtime.queue, request, "RotationRequested", target)

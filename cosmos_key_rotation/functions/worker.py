@@ -27,6 +27,7 @@ def rotation_worker(msg: func.QueueMessage) -> None:
         # Retrying cannot fix a malformed message: say so and drop it.
         logger.error("dropped queue message %s: %s", msg.id, exc)
         return
-    result = get_runtime().rotator().rotate(request)
+    # A long wait for Azure goes on in a continuation message (outcome "running"): this delivery is done.
+    result = get_runtime().rotator(worker=True).rotate(request)
     if result.outcome == "failed" and result.transient:
         raise TransientRotationFailure(f"{result.error_code}: {result.error_message}")

@@ -38,6 +38,7 @@ param minRotationIntervalMinutes int
 param maxKeyAgeDays int
 param verifyNewKey bool
 param verifyTimeoutSeconds int
+param regenerationTimeoutMinutes int
 @description('The single target\'s declared live key (primary, secondary) or empty.')
 param liveKeyKind string
 @description('Comma-separated names of the targets that no rotation runs for, or empty.')
@@ -82,6 +83,7 @@ var appSettings = {
   MAX_KEY_AGE_DAYS: string(maxKeyAgeDays)
   VERIFY_NEW_KEY: verifyNewKey ? 'true' : 'false'
   VERIFY_TIMEOUT_SECONDS: string(verifyTimeoutSeconds)
+  REGENERATION_TIMEOUT_MINUTES: string(regenerationTimeoutMinutes)
   LIVE_KEY_KIND: liveKeyKind
   PAUSED_TARGETS: pausedTargets
   // Not here on purpose: AzureWebJobs.scheduled_rotation.Disabled (and its two underscore spellings), which

@@ -32,7 +32,7 @@ class FakeAccounts:
     def get(self, target):
         return AccountState(ENDPOINT, dict(self.generated))
 
-    def regenerate(self, target, kind, before=None, before_send=lambda: None):
+    def regenerate(self, target, kind, before=None, before_send=lambda: None, wait_seconds=None, on_wait=None):
         before_send()
         if self.fail_regeneration:
             raise RotationError("RegenerationFailed", "operation failed")
@@ -67,7 +67,7 @@ class FakeVerifier:
     def __init__(self) -> None:
         self.verified: list[str] = []
 
-    def verify(self, endpoint, key):
+    def verify(self, endpoint, key, timeout_seconds=None, wait_seconds=None):
         self.verified.append(key)
         return 1
 
@@ -89,7 +89,7 @@ def make(strategy="alternate", readonly=None, cooldown=60, adopted="primary"):
                     "https://kv.vault.azure.cn/", "cs", readonly, strategy)
     settings = Settings(targets=(target,), min_rotation_interval_minutes=cooldown)
     accounts, vault, verifier = FakeAccounts(), FakeVault(), FakeVerifier()
-    rotator = Rotator(settings, accounts, lambda uri: vault, verifier, records=FakeRecords())
+    rotator = Rotator(settings, accounts, lambda uri: vault, verifier, records=FakeRecords(), regenerator=accounts)
     if adopted:
         assert adopt(rotator, RotationRequest.new("docdb-test", "cli"), adopted).outcome == "succeeded"
     return rotator, accounts, vault, verifier
@@ -235,8 +235,8 @@ class Order:
         self.steps = []
         publish, verify, regenerate = vault.publish, verifier.verify, accounts.regenerate
         vault.publish = lambda *a: self.steps.append("publish") or publish(*a)
-        verifier.verify = lambda *a: self.steps.append("verify") or verify(*a)
-        accounts.regenerate = lambda *a: self.steps.append("regenerate") or regenerate(*a)
+        verifier.verify = lambda *a, **k: self.steps.append("verify") or verify(*a, **k)
+        accounts.regenerate = lambda *a, **k: self.steps.append("regenerate") or regenerate(*a, **k)
 
 
 def test_alternate_verifies_before_publishing():
@@ -257,7 +257,7 @@ def test_a_fixed_strategy_publishes_the_new_live_key_before_verifying_it():
 def test_a_fixed_strategy_whose_published_key_does_not_verify_fails_for_good_at_error():
     rotator, accounts, vault, verifier = make(strategy="primary", cooldown=0)
     rotate(rotator)
-    verifier.verify = lambda endpoint, key: (_ for _ in ()).throw(RotationError("VerificationTimedOut", "401s"))
+    verifier.verify = lambda endpoint, key, **_: (_ for _ in ()).throw(RotationError("VerificationTimedOut", "401s"))
     result = rotate(rotator)
     assert (result.outcome, result.error_code, result.transient) == ("failed", "PublishedKeyUnverified", False)
     live = vault.live("cs")
@@ -269,7 +269,7 @@ def test_alternate_publishes_nothing_when_the_new_key_does_not_verify():
     rotator, _accounts, vault, verifier = make(cooldown=0)
     rotate(rotator)
     before = vault.live("cs")
-    verifier.verify = lambda endpoint, key: (_ for _ in ()).throw(RotationError("VerificationTimedOut", "401s"))
+    verifier.verify = lambda endpoint, key, **_: (_ for _ in ()).throw(RotationError("VerificationTimedOut", "401s"))
     result = rotate(rotator)
     assert (result.outcome, result.error_code, result.transient) == ("failed", "VerificationTimedOut", True)
     assert vault.live("cs") == before and result.secret_version is None
@@ -281,7 +281,7 @@ class FailingRecords(FakeRecords):
         self.fail_times = fail_times
 
     def save(self, rotation_id, **fields):
-        if self.fail_times and "regeneratingKeyKind" not in fields:
+        if self.fail_times and "status" in fields:  # the start and the final save, not the protocol's own
             self.fail_times -= 1
             raise RotationError("ServiceUnavailable", "Storage answered 503")
         super().save(rotation_id, **fields)
@@ -311,6 +311,12 @@ def test_the_lease_is_confirmed_before_regenerating_and_before_publishing():
             if self.good == 0:
                 raise RotationError("LeaseLost", "renewal failed")
             self.good -= 1
+
+        def marker(self):
+            return None
+
+        def mark(self, marker):
+            return None
 
     class Leases:
         def __init__(self, good):

@@ -1,0 +1,88 @@
+"""Fleet scale, end to end: regenerations that outlast a function invocation are carried by continuation
+messages, while the account stays one rotation's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+from cosmos_key_rotation.runtime import get_runtime
+
+
+def events(caplog, name):
+    return [r for r in caplog.records if getattr(r, "event", None) == name]
+
+
+def wait_until(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_regeneration_longer_than_several_deliveries_is_carried_by_continuations(world, subprocess_env, caplog):
+    runtime = get_runtime()
+    runtime.worker_wait_seconds = 1.0  # hand over after a second of waiting (60 s in Azure)
+    runtime.continuation_delay_scale = 0.1  # continuation checks 1, 2, 4, ... s apart (10, 20, 40 s in Azure)
+    world.admin.configure(regenerationSeconds=8.0, pollRetryAfterMs=0)
+    held = world.live_secret().value
+    host = world.host()
+    host.run_timer("scheduled_rotation")
+    worker = threading.Thread(target=host.process_queues, kwargs={"timeout": 120})
+    with caplog.at_level("INFO"):
+        worker.start()
+        wait_until(lambda: events(caplog, "RotationWaiting"))
+        (waiting,) = events(caplog, "RotationWaiting")[:1]
+        record = runtime.records.shown(waiting.rotationId)
+        assert (record["status"], record["phase"], record["regeneratingKeyKind"]) == (
+            "running", "regenerating", "secondary")
+        # A second request in the middle: refused at once over HTTP, skipped by the CLI; nothing regenerated.
+        response = host.call_http("request_rotation", "POST", "/api/rotations",
+                                  body=json.dumps({"target": world.account, "force": True}))
+        answer = json.loads(response.get_body())
+        assert response.status_code == 409 and answer["error"]["code"] == "RotationInProgress"
+        assert "waiting for Azure" in answer["error"]["message"]
+        done = subprocess.run([sys.executable, "-m", "cosmos_key_rotation", "rotate", "--force", "--json"],
+                              env=subprocess_env, capture_output=True, text=True, timeout=120)
+        (skipped,) = json.loads(done.stdout)["results"]
+        assert skipped["outcome"] == "skipped" and "waiting for Azure" in skipped["reason"]
+        worker.join(150)
+    assert not worker.is_alive()
+    waits = events(caplog, "RotationWaiting")
+    assert len(waits) >= 3, [w.reason for w in waits]  # several deliveries while Azure regenerated
+    assert {w.phase for w in waits} == {"regenerating"} and {w.rotationId for w in waits} == {waiting.rotationId}
+    final = runtime.records.shown(waiting.rotationId)
+    assert final["status"] == "succeeded" and "phase" not in final and "regeneratingKeyKind" not in final
+    assert world.live_secret().properties.tags["rotationId"] == waiting.rotationId
+    world.assert_invariants(held, {"secondary": 1})
+    # The account is free again: the marker went with the rotation.
+    assert get_runtime().leases.in_progress(runtime.settings.target(world.account)) is None
+
+
+def test_a_new_key_propagating_slowly_is_verified_by_continuations(world, caplog):
+    runtime = get_runtime()
+    runtime.worker_wait_seconds = 1.0
+    runtime.continuation_delay_scale = 0.1
+    world.admin.add_fault({"service": "dataplane", "status": 401, "count": 12})  # about 3 s of refusals
+    held = world.live_secret().value
+    host = world.host()
+    host.run_timer("scheduled_rotation")
+    with caplog.at_level("INFO"):
+        host.process_queues(timeout=120)
+    waits = events(caplog, "RotationWaiting")
+    assert waits and {w.phase for w in waits} == {"verifying"}
+    assert events(caplog, "RotationSucceeded")
+    world.assert_invariants(held, {"secondary": 1})
+
+
+def test_the_cli_waits_in_process_and_says_so(world, subprocess_env):
+    world.admin.configure(regenerationSeconds=12.0, pollRetryAfterMs=0)
+    done = subprocess.run([sys.executable, "-m", "cosmos_key_rotation", "rotate", "--json"], env=subprocess_env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["outcome"] == "succeeded"
+    progress = [line for line in done.stderr.splitlines() if "regenerating the secondary key" in line]
+    assert progress and progress[-1].endswith("s so far")
