@@ -56,6 +56,10 @@ DEFAULT_VAULT = "emulator-vault"
 INFO_FILE = "emulator.json"
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,42}[a-z0-9]$")
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._()-]{1,90}$")
+# Microsoft Learn, "Use tags to organize your Azure resources", Limitations: at most 50 tags per resource, names up
+# to 512 characters without < > % & \ ? /, values up to 256 characters.
+_MAX_TAGS, _MAX_TAG_NAME, _MAX_TAG_VALUE = 50, 512, 256
+_TAG_NAME_FORBIDDEN = set("<>%&\\?/")
 
 
 DATA_PLANE_HOST = "127.0.0.2"
@@ -193,9 +197,11 @@ class Emulator:
     # ----- accounts -----------------------------------------------------------
 
     def create_account(self, subscription_id: str, resource_group: str, name: str,
-                       locations: list[str] | None = None, keys_generated_at: str | None = None) -> dict[str, Any]:
+                       locations: list[str] | None = None, keys_generated_at: str | None = None,
+                       tags: dict[str, str] | None = None) -> dict[str, Any]:
         """Create an account with four random keys and start its data-plane endpoint."""
         _check_account_names(subscription_id, resource_group, name)
+        checked_tags = check_tags({} if tags is None else tags)
         generated = _generation_time(keys_generated_at)
         ref = account_ref(subscription_id, resource_group, name)
         with self._lock:
@@ -205,7 +211,7 @@ class Emulator:
                                 self._server_context())
             account = Account(subscription_id, resource_group, name, list(locations or DEFAULT_LOCATIONS),
                               listener.base_url + "/", {k: new_account_key() for k in KEY_KINDS},
-                              {k: generated for k in KEY_KINDS})
+                              {k: generated for k in KEY_KINDS}, tags=checked_tags)
             try:
                 self.state.add_account(account)
             except StateError:
@@ -219,6 +225,23 @@ class Emulator:
     def accounts(self) -> list[dict[str, Any]]:
         with self.state.lock:
             return [account_json(a) for a in self.state.accounts.values()]
+
+    def set_account_tags(self, name: str, tags: dict[str, str], subscription_id: str | None = None,
+                         resource_group: str | None = None) -> dict[str, Any]:
+        """Replace an account's tags (as a PATCH of ``tags`` through Resource Manager would); the subscription
+        and resource group pick the account when several share its name."""
+        checked = check_tags(tags)
+        found = [a for a in self.state.find_accounts(name)
+                 if (subscription_id is None or a.ref[0] == subscription_id.lower())
+                 and (resource_group is None or a.ref[1] == resource_group.lower())]
+        if not found:
+            raise StateError("not_found", f"No database account named '{name}'.")
+        if len(found) > 1:
+            raise StateError("bad_request", f"{len(found)} accounts are named '{name}': give 'subscriptionId' and "
+                                            "'resourceGroup'.")
+        self.state.set_tags(found[0], checked)
+        with self.state.lock:
+            return {**account_json(found[0]), "documentEndpoint": found[0].document_endpoint}
 
     def account_keys(self, name: str) -> dict[str, str]:
         """The current keys by kind (``primary`` ...), for in-process tests."""
@@ -246,6 +269,34 @@ class Emulator:
         with self.state.lock:
             return [v.to_json() for v in self.state.vaults.values()]
 
+    # ----- metrics ----------------------------------------------------------------
+
+    def metrics(self, reset: bool = False) -> dict[str, Any]:
+        """Requests answered per service, what each bucket refused, and the listeners' connections (see
+        ``metrics.py``); ``reset`` zeroes the counts in the same step (the buckets keep their tokens)."""
+        view = self.state.metrics.snapshot(reset=reset)
+        view["throttling"] = self.state.throttle.to_json(reset_counts=reset)
+        view["connections"] = self.connections()
+        if reset:
+            with self._lock:
+                listeners = list(self._listeners.values())
+            for listener in listeners:
+                listener.reset_peak()
+        return view
+
+    def connections(self) -> dict[str, Any]:
+        """Open connections (each holds one server thread) now and at most, per kind of listener."""
+        with self._lock:
+            listeners = dict(self._listeners)
+        view: dict[str, Any] = {}
+        for key, listener in listeners.items():
+            entry = view.setdefault(key.split(":", 1)[0], {"listeners": 0, "open": 0, "peak": 0})
+            open_now, peak = listener.connection_counts()
+            entry["listeners"] += 1
+            entry["open"] += open_now
+            entry["peak"] += peak
+        return view
+
     # ----- reset ----------------------------------------------------------------
 
     def reset(self) -> None:
@@ -270,6 +321,22 @@ def _check_account_names(subscription_id: str, resource_group: str, name: str) -
     for label, value in (("subscriptionId", subscription_id), ("resourceGroup", resource_group)):
         if not _PATH_SEGMENT.match(value):
             raise StateError("bad_request", f"'{label}' must be 1-90 letters, digits, '.', '_', '-', '(' or ')'.")
+
+
+def check_tags(tags: Any) -> dict[str, str]:
+    """Resource tags as Resource Manager accepts them (limits above)."""
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise StateError("bad_request", "'tags' must be an object of string values.")
+    if len(tags) > _MAX_TAGS:
+        raise StateError("bad_request", f"A resource can have at most {_MAX_TAGS} tags.")
+    for name, value in tags.items():
+        if not name or len(name) > _MAX_TAG_NAME or _TAG_NAME_FORBIDDEN & set(name):
+            raise StateError("bad_request", f"Invalid tag name '{name[:40]}': 1-{_MAX_TAG_NAME} characters, none "
+                                            "of < > % & \\ ? /.")
+        if len(value) > _MAX_TAG_VALUE:
+            raise StateError("bad_request", f"The value of tag '{name[:40]}' is longer than {_MAX_TAG_VALUE} "
+                                            "characters.")
+    return dict(tags)
 
 
 def _generation_time(keys_generated_at: str | None) -> datetime.datetime:

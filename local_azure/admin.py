@@ -14,9 +14,12 @@ import os
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from .throttling import ARM_READ_BUCKET, ARM_WRITE_BUCKET, VAULT_READ_BUCKET, VAULT_WRITE_BUCKET
 
 
 class AdminError(RuntimeError):
@@ -72,16 +75,29 @@ class AdminClient:
         return self._call("GET", "health")
 
     def create_account(self, subscription_id: str, resource_group: str, name: str,
-                       locations: list[str] | None = None, keys_generated_at: str | None = None) -> dict[str, Any]:
+                       locations: list[str] | None = None, keys_generated_at: str | None = None,
+                       tags: dict[str, str] | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"subscriptionId": subscription_id, "resourceGroup": resource_group, "name": name}
         if locations is not None:
             payload["locations"] = locations
         if keys_generated_at is not None:
             payload["keysGeneratedAt"] = keys_generated_at
+        if tags is not None:
+            payload["tags"] = tags
         return self._call("POST", "accounts", payload)
 
     def accounts(self) -> list[dict[str, Any]]:
         return self._call("GET", "accounts")["accounts"]
+
+    def set_account_tags(self, name: str, tags: dict[str, str], subscription_id: str | None = None,
+                         resource_group: str | None = None) -> dict[str, Any]:
+        """Replace the account's tags; give the subscription and resource group when several share its name."""
+        payload: dict[str, Any] = {"tags": tags}
+        if subscription_id is not None:
+            payload["subscriptionId"] = subscription_id
+        if resource_group is not None:
+            payload["resourceGroup"] = resource_group
+        return self._call("PATCH", f"accounts/{urllib.parse.quote(name, safe='')}", payload)
 
     def create_vault(self, name: str) -> dict[str, str]:
         return self._call("POST", "vaults", {"name": name})
@@ -111,6 +127,22 @@ class AdminClient:
 
     def issued(self) -> dict[str, list[str]]:
         return self._call("GET", "issued")
+
+    def metrics(self) -> dict[str, Any]:
+        """Requests answered per service (``arm``, ``vault``, ``dataplane``, ``identity``: totals, ``reads``,
+        ``writes``, ``operations``, ``statuses``), ``throttling`` (what each bucket refused) and ``connections``."""
+        return self._call("GET", "metrics")
+
+    def reset_metrics(self) -> dict[str, Any]:
+        """The metrics so far, zeroed in the same step: the next call counts from here."""
+        return self._call("POST", "metrics/reset")
+
+    def set_throttling(self, enabled: bool) -> dict[str, Any]:
+        """Every bucket off (``False``) or back to Azure's numbers (``True``); finer control with ``configure``
+        (``arm_write_bucket=[200, 10]``, ``vault_read_bucket=None`` ...)."""
+        buckets = {"armWriteBucket": ARM_WRITE_BUCKET, "armReadBucket": ARM_READ_BUCKET,
+                   "vaultWriteBucket": VAULT_WRITE_BUCKET, "vaultReadBucket": VAULT_READ_BUCKET}
+        return self.configure({name: list(value) if enabled else None for name, value in buckets.items()})
 
     def reset(self) -> None:
         self._call("POST", "reset")

@@ -1,11 +1,14 @@
 """Azure Resource Manager, ``Microsoft.DocumentDB/databaseAccounts`` only.
 
-Speaks what azure-mgmt-cosmosdb 10.x sends: get, listKeys, readonlykeys (GET and
-POST), listConnectionStrings and regenerateKey, the last as a long-running
-operation (``202`` + ``Azure-AsyncOperation`` + ``Location``) that azure-mgmt-core's
+Speaks what azure-mgmt-cosmosdb 10.x sends: get, list (per subscription and per
+resource group, paged with ``nextLink``), listKeys, readonlykeys (GET and POST),
+listConnectionStrings and regenerateKey, the last as a long-running operation
+(``202`` + ``Azure-AsyncOperation`` + ``Location``) that azure-mgmt-core's
 ARMPolling follows. Requests need a bearer token issued by the emulated identity
-endpoint for a Resource Manager audience. Paths match case-insensitively, as in
-ARM. ``/_emulator/*`` on the same port is the admin API (see ``control.py``).
+endpoint for a Resource Manager audience; authenticated requests are then
+throttled per subscription by token buckets (``throttling.py``). Paths match
+case-insensitively, as in ARM. ``/_emulator/*`` on the same port is the admin
+API (see ``control.py``): never throttled, never counted.
 """
 
 from __future__ import annotations
@@ -20,7 +23,18 @@ from urllib.parse import quote
 
 from .faults import FaultRegistry, FaultRule, answer
 from .http import BadRequestBody, Request, Response, ServiceError, error_envelope
-from .state import KEY_FIELDS, KEY_KINDS, Account, EmulatorState, Regeneration, StateError, account_ref, iso_utc
+from .state import (
+    KEY_FIELDS,
+    KEY_KINDS,
+    Account,
+    EmulatorState,
+    Regeneration,
+    StateError,
+    TokenInfo,
+    account_ref,
+    iso_utc,
+)
+from .throttling import Decision
 
 # Audiences a Resource Manager token may be issued for, in every cloud (plus the emulator's own URL).
 MANAGEMENT_AUDIENCES = frozenset({
@@ -50,9 +64,15 @@ _ERROR_CODES = {
     405: "MethodNotAllowed", 409: "Conflict", 412: "PreconditionFailed", 429: "TooManyRequests",
     500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout",
 }
-_ACCOUNT = (r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
-            r"/providers/microsoft\.documentdb/databaseaccounts/(?P<name>[^/]+)")
+_ACCOUNTS = r"/providers/microsoft\.documentdb/databaseaccounts"
+_ACCOUNT = r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)" + _ACCOUNTS + r"/(?P<name>[^/]+)"
+LIST_OPERATIONS = frozenset({"listAccounts", "listAccountsByResourceGroup"})
 _ROUTES: list[tuple[re.Pattern[str], str, frozenset[str]]] = [
+    # Database Accounts - List and - List By Resource Group (REST reference; the paths azure-mgmt-cosmosdb's
+    # build_database_accounts_list_request and ..._list_by_resource_group_request build).
+    (re.compile(r"^/subscriptions/(?P<sub>[^/]+)" + _ACCOUNTS + r"/?$", re.I), "listAccounts", frozenset({"GET"})),
+    (re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)" + _ACCOUNTS + r"/?$", re.I),
+     "listAccountsByResourceGroup", frozenset({"GET"})),
     (re.compile(_ACCOUNT + r"/?$", re.I), "getAccount", frozenset({"GET"})),
     (re.compile(_ACCOUNT + r"/listkeys/?$", re.I), "listKeys", frozenset({"POST"})),
     (re.compile(_ACCOUNT + r"/readonlykeys/?$", re.I), "readonlyKeys", frozenset({"GET", "POST"})),
@@ -63,6 +83,9 @@ _ROUTES: list[tuple[re.Pattern[str], str, frozenset[str]]] = [
     (re.compile(r"^/subscriptions/(?P<sub>[^/]+)/providers/microsoft\.documentdb/locations/(?P<region>[^/]+)"
                 r"/operationsstatus/(?P<op>[^/]+)/?$", re.I), "operationStatus", frozenset({"GET"})),
 ]
+
+
+THROTTLED_CODE = "SubscriptionRequestsThrottled"
 
 
 class ArmError(ServiceError):
@@ -107,7 +130,7 @@ def account_json(account: Account, stale: bool = False) -> dict[str, Any]:
         "location": region_display(account.locations[0]),
         "type": "Microsoft.DocumentDB/databaseAccounts",
         "kind": "GlobalDocumentDB",
-        "tags": {},
+        "tags": dict(account.tags),
         "identity": {"type": "None"},
         "properties": {
             "provisioningState": "Succeeded",
@@ -162,6 +185,18 @@ def _parse_key_kind(request: Request) -> str:
     return match
 
 
+def request_kind(method: str) -> str:
+    """Resource Manager's operation types: a GET reads, anything else (POST actions included) writes."""
+    return "reads" if method in ("GET", "HEAD") else "writes"
+
+
+@dataclass
+class _Throttle:
+    """What the subscription's bucket said about this request, for the remaining-requests header."""
+
+    decision: Decision | None = None
+
+
 @dataclass
 class _Call:
     """One routed request: its account, its operation (status and result polls) and its fault rule."""
@@ -199,25 +234,44 @@ class ArmService:
     def handle(self, request: Request) -> Response:
         if request.path.lower().startswith("/_emulator/") and self._control is not None:
             return self._control(request)
+        route = self._match(request.path)
+        kind = request_kind(request.method)
+        throttle = _Throttle()
         try:
-            response = self._dispatch(request)
+            response = self._dispatch(request, route, kind, throttle)
         except ArmError as exc:
             response = arm_error(exc.status, exc.code, exc.message)
             response.headers.update(exc.headers)
         request_id = str(uuid.uuid4())
         response.headers.setdefault("x-ms-request-id", request_id)
         response.headers.setdefault("x-ms-correlation-request-id", request_id)
+        if throttle.decision is not None:
+            # On every answer of a throttled kind, refused or not: reads report the read bucket and writes the
+            # write bucket ("Remaining requests" in the throttling page; Compute's "Troubleshooting API throttling
+            # errors": reads header for GET requests, writes header for non-GET requests).
+            response.headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(throttle.decision.remaining)
+        self._state.metrics.record("arm", kind, route[0] if route else "unknown", response.status)
         return response
 
-    def _dispatch(self, request: Request) -> Response:
-        self._authenticate(request)
-        operation, groups, methods = self._route(request.path)
+    def _dispatch(self, request: Request, route: tuple[str, dict[str, str], frozenset[str]] | None, kind: str,
+                  throttle: _Throttle) -> Response:
+        token = self._authenticate(request)
+        if route is None:
+            raise ArmError(404, "NotFound",
+                           f"No HTTP resource was found that matches the request URI '{request.path}'.")
+        operation, groups, methods = route
         if request.method not in methods:
             raise ArmError(405, "MethodNotAllowed",
                            f"The requested resource does not support http method '{request.method}'.")
         if not request.param("api-version"):
             raise ArmError(400, "MissingApiVersionParameter",
                            "The api-version query parameter (?api-version=) is required for all requests.")
+        # Resource Manager throttles before the request reaches the resource provider: a refused request never
+        # meets a fault rule, and an unknown account still costs a token (its 404 comes from the provider).
+        self._throttle(groups["sub"], kind, token, throttle)
+        if operation in LIST_OPERATIONS:
+            rule = self._faults.take("arm", operation, None)
+            return answer(rule, arm_error, lambda: self._list_accounts(request, groups))
         if operation in ("operationStatus", "operationResult"):
             account, op = self._operation(groups)
         else:
@@ -229,12 +283,30 @@ class ArmService:
         return answer(rule, arm_error, lambda: self._handlers[operation](call))
 
     @staticmethod
-    def _route(path: str) -> tuple[str, dict[str, str], frozenset[str]]:
+    def _match(path: str) -> tuple[str, dict[str, str], frozenset[str]] | None:
         for pattern, operation, methods in _ROUTES:
             match = pattern.match(path)
             if match:
                 return operation, match.groupdict(), methods
-        raise ArmError(404, "NotFound", f"No HTTP resource was found that matches the request URI '{path}'.")
+        return None
+
+    def _throttle(self, subscription_id: str, kind: str, token: TokenInfo, throttle: _Throttle) -> None:
+        """Take a token from the subscription's bucket for ``kind`` (noted in ``throttle``), or raise ARM's 429."""
+        config = self._state.config
+        spec = config.arm_read_bucket if kind == "reads" else config.arm_write_bucket
+        decision = throttle.decision = self._state.throttle.take("arm", subscription_id, kind, spec)
+        if decision is None or decision.allowed:
+            return
+        # The answer Resource Manager gives when a subscription's token bucket is empty: code and message as
+        # in real answers quoted in velero-io/velero issue 9171 (2025, a 'read' bucket); Retry-After as the
+        # throttling page's "Error code" section says, in seconds.
+        single = kind[:-1]  # "read" / "write"
+        raise ArmError(429, THROTTLED_CODE,
+                       f"Number of '{single}' requests for subscription '{subscription_id}' actor "
+                       f"'{token.client_id}' exceeded. Please try again after '{decision.retry_after}' seconds "
+                       "after additional tokens are available. Refer to https://aka.ms/arm-throttling for "
+                       "additional information.",
+                       {"Retry-After": str(decision.retry_after)})
 
     # ----- authentication ---------------------------------------------------
 
@@ -243,7 +315,7 @@ class ArmService:
         own = {self.base_url.lower()} | {f"https://{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]")}
         return set(MANAGEMENT_AUDIENCES) | own
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request) -> TokenInfo:
         header = request.header("Authorization") or ""
         challenge = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/'
                                          f'{self._state.tenant_id}", error="invalid_token"'}
@@ -258,6 +330,7 @@ class ArmService:
             raise ArmError(401, "AuthenticationFailed",
                            f"The access token has been obtained for wrong audience or resource '{info.audience}'. "
                            "It should match a Resource Manager audience.", challenge)
+        return info
 
     # ----- lookups ----------------------------------------------------------
 
@@ -271,6 +344,23 @@ class ArmService:
         return account
 
     # ----- operations -------------------------------------------------------
+
+    def _list_accounts(self, request: Request, groups: dict[str, str]) -> Response:
+        """One page of DatabaseAccountsListResult: ``value`` and, while more remain, an absolute ``nextLink``
+        (azure-mgmt-cosmosdb's ``list`` follows it, sending its own api-version with the link's other query
+        parameters). The page size is the emulator's ``armListPageSize``."""
+        raw = request.param("$skipToken") or "0"
+        if not raw.isdigit():
+            raise ArmError(400, "InvalidSkipToken", f"The skip token '{raw}' is not valid.")
+        skip, size = int(raw), self._state.config.arm_list_page_size
+        accounts = self._state.list_accounts(groups["sub"], groups.get("rg"))
+        with self._state.lock:
+            body: dict[str, Any] = {"value": [account_json(a) for a in accounts[skip:skip + size]]}
+        if skip + size < len(accounts):
+            api_version = quote(request.param("api-version") or "")
+            body["nextLink"] = (f"{self.base_url}{request.path.rstrip('/')}?api-version={api_version}"
+                                f"&$skipToken={skip + size}")
+        return Response(200, body)
 
     def _get_account(self, call: _Call) -> Response:
         stale = call.rule is not None and call.rule.stale

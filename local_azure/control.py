@@ -4,8 +4,9 @@ No authentication: the emulator is a loopback development tool. JSON in and out;
 errors are ``{"error": {"code", "message"}}``. ``admin.AdminClient`` is its client.
 
   GET    /_emulator/health                    {"status": "ok"}
-  POST   /_emulator/accounts                  create an account (and its data-plane endpoint)
+  POST   /_emulator/accounts                  create an account (and its data-plane endpoint), with tags
   GET    /_emulator/accounts                  the accounts, as Resource Manager shows them
+  PATCH  /_emulator/accounts/{name}           replace an account's tags
   POST   /_emulator/vaults                    create a vault on its own port
   GET    /_emulator/vaults                    [{"name", "uri"}]
   POST   /_emulator/faults                    add a rule (object) or rules (array)
@@ -15,12 +16,18 @@ errors are ``{"error": {"code", "message"}}``. ``admin.AdminClient`` is its clie
   POST   /_emulator/config                    change some of it
   GET    /_emulator/state                     accounts, vaults and their history, no secrets
   GET    /_emulator/issued                    every key, token and secret value ever issued
-  POST   /_emulator/reset                     back to an empty emulator (default vault kept)
+  GET    /_emulator/metrics                   requests per service and operation, throttling, connections
+  POST   /_emulator/metrics/reset             the same, and zero the counts (buckets keep their tokens)
+  POST   /_emulator/reset                     back to an empty emulator (default vault kept, counts zeroed,
+                                              buckets full)
+
+Never throttled, never counted in the metrics.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .faults import FaultRegistry, FaultRuleError
@@ -40,15 +47,28 @@ class Control(Protocol):
     faults: FaultRegistry
 
     def create_account(self, subscription_id: str, resource_group: str, name: str,
-                       locations: list[str] | None = None, keys_generated_at: str | None = None) -> dict[str, Any]: ...
+                       locations: list[str] | None = None, keys_generated_at: str | None = None,
+                       tags: dict[str, str] | None = None) -> dict[str, Any]: ...
 
     def accounts(self) -> list[dict[str, Any]]: ...
+
+    def set_account_tags(self, name: str, tags: dict[str, str], subscription_id: str | None = None,
+                         resource_group: str | None = None) -> dict[str, Any]: ...
+
+    def metrics(self, reset: bool = False) -> dict[str, Any]: ...
 
     def create_vault(self, name: str) -> dict[str, str]: ...
 
     def vaults(self) -> list[dict[str, str]]: ...
 
     def reset(self) -> None: ...
+
+
+@dataclass
+class AccountRequest(Request):
+    """A request to ``/_emulator/accounts/{name}``, with the name taken from its path."""
+
+    account_name: str = ""
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -82,6 +102,7 @@ class ControlApi:
             ("GET", "health"): lambda r: Response(200, {"status": "ok"}),
             ("POST", "accounts"): self._create_account,
             ("GET", "accounts"): lambda r: Response(200, {"accounts": self._control.accounts()}),
+            ("PATCH", "accounts/{name}"): self._set_account_tags,
             ("POST", "vaults"): self._create_vault,
             ("GET", "vaults"): lambda r: Response(200, {"vaults": self._control.vaults()}),
             ("POST", "faults"): self._add_faults,
@@ -91,16 +112,23 @@ class ControlApi:
             ("POST", "config"): self._configure,
             ("GET", "state"): lambda r: Response(200, self._control.state.snapshot()),
             ("GET", "issued"): lambda r: Response(200, self._control.state.issued_json()),
+            ("GET", "metrics"): lambda r: Response(200, self._control.metrics()),
+            ("POST", "metrics/reset"): lambda r: Response(200, self._control.metrics(reset=True)),
             ("POST", "reset"): self._reset,
         }
 
     def __call__(self, request: Request) -> Response:
         resource = request.path.strip("/").split("/", 1)[-1].lower()
+        account_name = None
+        if resource.startswith("accounts/") and resource.count("/") == 1:
+            account_name, resource = resource.split("/", 1)[1], "accounts/{name}"
         handler = self._routes.get((request.method, resource))
         if handler is None:
             known = any(name == resource for _, name in self._routes)
             return _error(405 if known else 404, "MethodNotAllowed" if known else "NotFound",
                           f"No admin operation {request.method} /_emulator/{resource}.")
+        if account_name is not None:
+            request = AccountRequest(request.method, request.target, request.headers, request.body, account_name)
         try:
             return handler(request)
         except (BadRequestBody, FaultRuleError) as exc:
@@ -117,8 +145,21 @@ class ControlApi:
             name=_string(payload, "name") or "",
             locations=_locations(payload),
             keys_generated_at=_string(payload, "keysGeneratedAt", required=False),
+            tags=payload.get("tags"),
         )
         return Response(201, account)
+
+    def _set_account_tags(self, request: Request) -> Response:
+        assert isinstance(request, AccountRequest)
+        payload = request.json_object()
+        if "tags" not in payload:
+            raise StateError("bad_request", "The body must be {\"tags\": {...}} (the account's new tags, all of them).")
+        account = self._control.set_account_tags(
+            request.account_name, payload["tags"],
+            subscription_id=_string(payload, "subscriptionId", required=False),
+            resource_group=_string(payload, "resourceGroup", required=False),
+        )
+        return Response(200, account)
 
     def _create_vault(self, request: Request) -> Response:
         payload = request.json_object()

@@ -131,6 +131,8 @@ class DataPlaneService:
             response = self._handle(request, account)
         response.headers.setdefault("x-ms-activity-id", str(uuid.uuid4()))
         response.headers.setdefault("x-ms-request-charge", "1")
+        self._state.metrics.record("dataplane", "reads" if _is_read(request) else "writes", _operation(request),
+                                   response.status)
         return response
 
     def _handle(self, request: Request, account: Account) -> Response:

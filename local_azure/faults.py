@@ -21,8 +21,8 @@ from .http import DropConnection, Response, ServiceError
 
 OPERATIONS: dict[str, frozenset[str]] = {
     "arm": frozenset({
-        "getAccount", "listKeys", "readonlyKeys", "listConnectionStrings",
-        "regenerateKey", "operationStatus", "operationResult",
+        "getAccount", "listAccounts", "listAccountsByResourceGroup", "listKeys", "readonlyKeys",
+        "listConnectionStrings", "regenerateKey", "operationStatus", "operationResult",
     }),
     "vault": frozenset({
         "getSecret", "setSecret", "listSecretVersions", "listSecrets", "updateSecret", "deleteSecret",

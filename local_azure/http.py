@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import selectors
 import socket
 import socketserver
 import ssl
@@ -26,6 +27,10 @@ LOGGER = logging.getLogger("local_azure")
 
 # A TLS handshake or an idle keep-alive connection must not pin a thread forever.
 _CONNECTION_TIMEOUT_SECONDS = 30.0
+# socketserver's default listen backlog is 5: a burst of new connections (hundreds of rotations starting at once)
+# overflows it, and each refused SYN costs the client a 1 s, then 3 s, retransmission. The kernel caps it at
+# net.core.somaxconn.
+_LISTEN_BACKLOG = 1024
 _MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
@@ -244,13 +249,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per connection (daemon, so none is kept on the server: a finished connection leaves nothing
+    behind); a keep-alive connection holds its thread until the client closes it or stays idle for
+    ``_CONNECTION_TIMEOUT_SECONDS``."""
+
     daemon_threads = True
+    request_queue_size = _LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], service: Service, ssl_context: ssl.SSLContext | None) -> None:
         self.service = service
         self.ssl_context = ssl_context
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        self.peak_open = 0
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -278,6 +289,14 @@ class _Server(ThreadingHTTPServer):
     def track(self, connection: socket.socket) -> None:
         with self._open_lock:
             self._open.add(connection)
+            self.peak_open = max(self.peak_open, len(self._open))
+
+    def connection_counts(self, reset_peak: bool = False) -> tuple[int, int]:
+        with self._open_lock:
+            counts = len(self._open), self.peak_open
+            if reset_peak:
+                self.peak_open = len(self._open)
+            return counts
 
     def untrack(self, connection: socket.socket) -> None:
         with self._open_lock:
@@ -302,6 +321,7 @@ class Listener:
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host.strip("[]"), port), service, ssl_context)
         self._thread: threading.Thread | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
         self.host = host
         self.scheme = "https" if ssl_context else "http"
 
@@ -314,24 +334,49 @@ class Listener:
         """``scheme://host:port`` without a trailing slash."""
         return f"{self.scheme}://{url_host(self.host)}:{self.port}"
 
+    def connection_counts(self) -> tuple[int, int]:
+        """(open connections now, most open at once since start or the last ``reset_peak``)."""
+        return self._server.connection_counts()
+
+    def reset_peak(self) -> None:
+        self._server.connection_counts(reset_peak=True)
+
     def start(self) -> Listener:
         name = f"local_azure-{self._server.service.name}-{self.port}"
-        # A short poll interval keeps stop() quick: shutdown() waits for the loop to notice.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=name, daemon=True)
+        self._wake = socket.socketpair()
+        self._thread = threading.Thread(target=self._accept_loop, args=(self._wake[0],), name=name, daemon=True)
         self._thread.start()
         return self
 
+    def _accept_loop(self, wake: socket.socket) -> None:
+        """Sleep until a connection arrives or stop() writes to ``wake``. (socketserver's serve_forever polls
+        every interval instead: with a listener per account, hundreds of idle loops took CPU and the GIL.)"""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                ready = selector.select()
+                if any(key.fileobj is wake for key, _ in ready):
+                    return
+                # Accepts one connection and hands it to a new thread (ThreadingMixIn.process_request).
+                self._server.handle_request()
+
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
+        if self._thread is not None and self._wake is not None:
+            with contextlib.suppress(OSError):
+                self._wake[1].send(b"x")
             self._thread.join(timeout=5)
             self._thread = None
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
+            self._wake = None
         self._server.close_connections()
         self._server.server_close()
 
 
 def stop_all(listeners: list[Listener]) -> None:
-    """Stop listeners in parallel: each stop waits up to one poll interval."""
+    """Stop listeners in parallel (each joins its accept thread and closes its connections)."""
     threads = [threading.Thread(target=listener.stop, daemon=True) for listener in listeners]
     for thread in threads:
         thread.start()

@@ -43,11 +43,15 @@ class IdentityService:
         return _error(500, "Internal error in the emulated identity endpoint.")
 
     def handle(self, request: Request) -> Response:
-        if request.path.rstrip("/").lower() != TOKEN_PATH:
-            return _error(404, "Not found.")
-        if request.method != "GET":
-            return _error(405, "Only GET is supported.")
-        return self._token(request)
+        known = request.path.rstrip("/").lower() == TOKEN_PATH
+        if not known:
+            response = _error(404, "Not found.")
+        elif request.method != "GET":
+            response = _error(405, "Only GET is supported.")
+        else:
+            response = self._token(request)
+        self._state.metrics.record("identity", "reads", "token" if known else "unknown", response.status)
+        return response
 
     def _token(self, request: Request) -> Response:
         denied = self._check_header(request)

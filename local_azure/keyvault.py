@@ -52,6 +52,16 @@ _ERROR_CODES = {
 }
 
 
+# "CREATE secret" in "Azure Key Vault service limits": the one secret operation with its own, lower limit; every
+# other secret operation counts among "All other transactions".
+WRITE_OPERATIONS = frozenset({"setSecret"})
+
+
+def vault_kind(operation: str) -> str:
+    """Which bucket an operation draws from: ``writes`` (CREATE secret) or ``reads`` (all other transactions)."""
+    return "writes" if operation in WRITE_OPERATIONS else "reads"
+
+
 class VaultError(ServiceError):
     """Raised by handlers; rendered as Key Vault's ``{"error": {"code", "message"}}``."""
 
@@ -150,11 +160,19 @@ class VaultService:
         return vault_error(500, "InternalServerError", "Internal error in the emulated Key Vault.")
 
     def handle(self, request: Request) -> Response:
+        operation = "unknown"
         try:
+            try:
+                operation, handler = self._route(request)
+                route_error = None
+            except VaultError as exc:  # answered after authentication, as before
+                route_error = exc
             self._authenticate(request)
-            operation, handler = self._route(request)
+            if route_error is not None:
+                raise route_error
             if not request.param("api-version"):
                 raise VaultError(400, "BadParameter", "The api-version query parameter is required.")
+            self._throttle(operation)
             response = answer(self._faults.take("vault", operation, self.vault_name), vault_error, handler)
         except VaultError as exc:
             response = vault_error(exc.status, exc.code, exc.message, exc.inner_code)
@@ -163,7 +181,24 @@ class VaultService:
         response.headers.setdefault("x-ms-keyvault-service-version", "1.9.0.0")
         if response.status == 401:
             response.headers.setdefault("WWW-Authenticate", self._challenge())
+        self._state.metrics.record("vault", vault_kind(operation), operation, response.status)
         return response
+
+    def _throttle(self, operation: str) -> None:
+        """One token from this vault's bucket for the operation's kind, or Key Vault's 429. Only authenticated
+        requests get here: the challenge round is never throttled."""
+        kind = vault_kind(operation)
+        config = self._state.config
+        spec = config.vault_write_bucket if kind == "writes" else config.vault_read_bucket
+        decision = self._state.throttle.take("vault", self.vault_name, kind, spec)
+        if decision is None or decision.allowed:
+            return
+        # Key Vault's throttling answer, code and message as the service sends them (quoted in full, with the
+        # response headers, in vcsjones/AzureSignTool issue 219 and dotnet/sign issue 403). Retry-After: see
+        # local_azure/README.md ("Throttling"): those answers carried none; the emulator sends one.
+        raise VaultError(429, "Throttled", "Request was not processed because too many requests were received. "
+                                           "Reason: VaultRequestTypeLimitReached",
+                         {"Retry-After": str(decision.retry_after)})
 
     # ----- authentication ---------------------------------------------------
 

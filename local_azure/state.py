@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import heapq
+import itertools
 import secrets
 import threading
 import time
@@ -17,6 +19,17 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from .metrics import Metrics
+from .throttling import (
+    ARM_READ_BUCKET,
+    ARM_WRITE_BUCKET,
+    VAULT_READ_BUCKET,
+    VAULT_WRITE_BUCKET,
+    BucketSpec,
+    Throttler,
+    parse_bucket,
+)
 
 KEY_KINDS = ("primary", "secondary", "primaryReadonly", "secondaryReadonly")
 READ_WRITE_KINDS = frozenset({"primary", "secondary"})
@@ -27,6 +40,8 @@ KEY_FIELDS = {
     "secondaryReadonly": "secondaryReadonlyMasterKey",
 }
 DEFAULT_LOCATIONS = ("chinaeast2", "chinanorth2")
+DEFAULT_LIST_PAGE_SIZE = 100
+MAX_LIST_PAGE_SIZE = 1000
 
 
 def utc_now() -> datetime.datetime:
@@ -60,24 +75,58 @@ class StateError(Exception):
         self.message = message
 
 
+def _number(wire: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"'{wire}' must be a number >= 0.")
+    return float(value)
+
+
+def _whole(wire: str, value: Any) -> int:
+    if not float(_number(wire, value)).is_integer():
+        raise ValueError(f"'{wire}' must be an integer.")
+    return int(value)
+
+
+def _page_size(wire: str, value: Any) -> int:
+    size = _whole(wire, value)
+    if not 1 <= size <= MAX_LIST_PAGE_SIZE:
+        raise ValueError(f"'{wire}' must be from 1 to {MAX_LIST_PAGE_SIZE}.")
+    return size
+
+
 @dataclass
 class Config:
-    """Knobs settable through ``POST /_emulator/config``."""
+    """Knobs settable through ``POST /_emulator/config``. Buckets are ``(size, refillPerSecond)`` or None (no
+    throttling); see ``throttling.py`` for where the defaults come from."""
 
     regeneration_seconds: float = 0.2
     propagation_failures: int = 0
     poll_retry_after_ms: int = 50
     token_lifetime_seconds: int = 86400
+    arm_write_bucket: BucketSpec | None = ARM_WRITE_BUCKET
+    arm_read_bucket: BucketSpec | None = ARM_READ_BUCKET
+    vault_write_bucket: BucketSpec | None = VAULT_WRITE_BUCKET
+    vault_read_bucket: BucketSpec | None = VAULT_READ_BUCKET
+    arm_list_page_size: int = DEFAULT_LIST_PAGE_SIZE
 
     _NAMES = {
-        "regenerationSeconds": ("regeneration_seconds", float),
-        "propagationFailures": ("propagation_failures", int),
-        "pollRetryAfterMs": ("poll_retry_after_ms", int),
-        "tokenLifetimeSeconds": ("token_lifetime_seconds", int),
+        "regenerationSeconds": ("regeneration_seconds", _number),
+        "propagationFailures": ("propagation_failures", _whole),
+        "pollRetryAfterMs": ("poll_retry_after_ms", _whole),
+        "tokenLifetimeSeconds": ("token_lifetime_seconds", _whole),
+        "armWriteBucket": ("arm_write_bucket", parse_bucket),
+        "armReadBucket": ("arm_read_bucket", parse_bucket),
+        "vaultWriteBucket": ("vault_write_bucket", parse_bucket),
+        "vaultReadBucket": ("vault_read_bucket", parse_bucket),
+        "armListPageSize": ("arm_list_page_size", _page_size),
     }
 
     def to_json(self) -> dict[str, Any]:
-        return {wire: getattr(self, attr) for wire, (attr, _) in self._NAMES.items()}
+        view = {}
+        for wire, (attr, _) in self._NAMES.items():
+            value = getattr(self, attr)
+            view[wire] = list(value) if isinstance(value, tuple) else value
+        return view
 
     def update(self, payload: dict[str, Any]) -> None:
         """Validate everything first, then apply, so a bad field changes nothing."""
@@ -85,12 +134,11 @@ class Config:
         for wire, value in payload.items():
             if wire not in self._NAMES:
                 raise StateError("bad_request", f"Unknown config field '{wire}'; known: {', '.join(self._NAMES)}.")
-            attr, kind = self._NAMES[wire]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise StateError("bad_request", f"'{wire}' must be a number >= 0.")
-            if kind is int and not float(value).is_integer():
-                raise StateError("bad_request", f"'{wire}' must be an integer.")
-            changes[attr] = kind(value)
+            attr, parse = self._NAMES[wire]
+            try:
+                changes[attr] = parse(wire, value)
+            except ValueError as exc:
+                raise StateError("bad_request", str(exc)) from None
         for attr, value in changes.items():
             setattr(self, attr, value)
 
@@ -142,6 +190,7 @@ class Account:
     # Remaining data-plane rejections of a freshly regenerated key, per key kind.
     propagation: dict[str, int] = field(default_factory=dict)
     data_plane_requests: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> tuple[str, str, str]:
@@ -176,6 +225,7 @@ class Account:
             "name": self.name,
             "locations": list(self.locations),
             "documentEndpoint": self.document_endpoint,
+            "tags": dict(self.tags),
             "keysMetadata": {KEY_FIELDS[k]: {"generationTime": iso_utc(self.generated[k])} for k in KEY_KINDS},
             "regenerationCounts": {k: self.succeeded[k] for k in KEY_KINDS},
             "regenerationRequests": {k: self.requested[k] for k in KEY_KINDS},
@@ -301,7 +351,13 @@ class EmulatorState:
         self.vaults: dict[str, Vault] = {}
         self.tokens: dict[str, TokenInfo] = {}
         self.operations: dict[str, tuple[Account, Regeneration]] = {}
+        # Running regenerations by due time, so completing the due ones never walks every account.
+        self._due: list[tuple[float, int, Account, Regeneration]] = []
+        self._due_order = itertools.count()
         self.issued = Issued(identity_headers=[identity_header])
+        # Each with its own lock: counting and throttling never wait for the state lock.
+        self.throttle = Throttler()
+        self.metrics = Metrics()
 
     # ----- configuration -------------------------------------------------
 
@@ -315,11 +371,14 @@ class EmulatorState:
         with self.lock:
             self.accounts.clear()
             self.operations.clear()
+            self._due.clear()
             self.vaults = {k: v for k, v in self.vaults.items() if k == keep_vault.lower()}
             for vault in self.vaults.values():
                 vault.secrets.clear()
                 vault.deleted.clear()
             self.config = Config()
+        self.throttle.reset()
+        self.metrics.snapshot(reset=True)
 
     # ----- tokens ---------------------------------------------------------
 
@@ -353,6 +412,18 @@ class EmulatorState:
         with self.lock:
             self.accounts.pop(ref, None)
 
+    def list_accounts(self, subscription_id: str, resource_group: str | None = None) -> list[Account]:
+        """The subscription's accounts (or one resource group's), ordered by resource group and name."""
+        with self.lock:
+            self._settle()
+            found = [a for a in self.accounts.values() if a.ref[0] == subscription_id.lower()
+                     and (resource_group is None or a.ref[1] == resource_group.lower())]
+        return sorted(found, key=lambda a: a.ref)
+
+    def set_tags(self, account: Account, tags: dict[str, str]) -> None:
+        with self.lock:
+            account.tags = dict(tags)
+
     def account(self, ref: tuple[str, str, str]) -> Account | None:
         """The account with every operation that is due completed first."""
         with self.lock:
@@ -379,6 +450,7 @@ class EmulatorState:
             account.requested[key_kind] += 1
             account.log.append(op)
             self.operations[op.operation_id] = (account, op)
+            heapq.heappush(self._due, (op.due, next(self._due_order), account, op))
             return op
 
     def operation(self, operation_id: str) -> tuple[Account, Regeneration] | None:
@@ -387,11 +459,12 @@ class EmulatorState:
             return self.operations.get(operation_id.lower())
 
     def _settle(self) -> None:
-        """Complete every operation whose time has come (lazily, under the lock)."""
+        """Complete every operation whose time has come (lazily, under the lock). Only due operations are
+        visited: with hundreds of accounts, every request still does O(1) work here when nothing is due."""
         now = time.monotonic()
-        for account in self.accounts.values():
-            op = account.pending()
-            if op is not None and op.due <= now:
+        while self._due and self._due[0][0] <= now:
+            _, _, account, op = heapq.heappop(self._due)
+            if op.completed_at is None and self.accounts.get(account.ref) is account:
                 self._complete(account, op)
 
     def _complete(self, account: Account, op: Regeneration) -> None:
