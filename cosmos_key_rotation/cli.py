@@ -23,7 +23,9 @@ from .runtime import Runtime
 from .settings import SettingsError, load_settings, read_settings_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_CONCURRENCY = 4
+# Threads for --all. Most of a rotation is waiting for Azure, and the request budgets (budgets.py) keep
+# the rate within Azure's limits, so this only caps memory and connections (clients.POOL_SIZE per host).
+DEFAULT_CONCURRENCY = 64
 
 EPILOG = f"""\
 settings (from the environment, or the Values of --settings local.settings.json; README "Configuration"):
@@ -182,7 +184,7 @@ def _run_each(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr
 
 
 def _chosen_targets(runtime: Runtime, args: argparse.Namespace) -> list[str]:
-    known = [target.name for target in runtime.settings.targets]
+    known = [target.name for target in runtime.targets()]
     if args.all:
         return known
     if args.target:

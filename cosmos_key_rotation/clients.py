@@ -17,6 +17,38 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# Connections each host keeps open: a fleet rotation sends many requests to one Resource Manager, vault or
+# storage host at once, and requests' default pool (10 per host) would open and drop the rest each time.
+POOL_SIZE = 64
+_session_lock = threading.Lock()
+_session: Any = None
+
+
+def pooled_session() -> Any:
+    """One HTTP session for the process's clients, with POOL_SIZE connections per host. Configured like
+    azure-core's own (RequestsTransport._init_session): no retries or redirects below azure-core's policies,
+    which decide what is retried (a POST is not, blindly)."""
+    global _session
+    import requests
+    from urllib3.util.retry import Retry
+
+    with _session_lock:
+        if _session is None:
+            session = requests.Session()
+            no_retries = Retry(total=False, redirect=False, raise_on_status=False)
+            adapter = requests.adapters.HTTPAdapter(pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE,
+                                                    max_retries=no_retries)
+            for scheme in ("http://", "https://"):
+                session.mount(scheme, adapter)
+            _session = session
+        return _session
+
+
+def pooled_transport() -> Any:
+    """A transport over the shared session; a client closing it leaves the session open for the others."""
+    from azure.core.pipeline.transport import RequestsTransport
+
+    return RequestsTransport(session=pooled_session(), session_owner=False)
 
 
 def is_loopback(url: str) -> bool:
@@ -60,6 +92,7 @@ class Clients:
                 subscription_id,
                 base_url=endpoint,
                 credential_scopes=[self.settings.cloud.arm_scope(endpoint)],
+                transport=pooled_transport(),
             )
 
         return self._cached("arm", subscription_id, build)
@@ -70,7 +103,8 @@ class Clients:
 
             # Key Vault checks that the vault host ends with the challenge's resource domain; a loopback
             # vault (the local emulator) cannot, so the check is relaxed for loopback hosts only.
-            return SecretClient(vault_uri, self.credential, verify_challenge_resource=not is_loopback(vault_uri))
+            return SecretClient(vault_uri, self.credential, verify_challenge_resource=not is_loopback(vault_uri),
+                                transport=pooled_transport())
 
         return self._cached("vault", vault_uri, build)
 
@@ -98,8 +132,8 @@ class Clients:
 
             connection, kwargs = self._storage_kwargs("blob")
             if connection:
-                return BlobServiceClient.from_connection_string(connection)
-            return BlobServiceClient(**kwargs)
+                return BlobServiceClient.from_connection_string(connection, transport=pooled_transport())
+            return BlobServiceClient(**kwargs, transport=pooled_transport())
 
         return self._cached("storage", "blob", build)
 
@@ -109,8 +143,9 @@ class Clients:
 
             connection, kwargs = self._storage_kwargs("table")
             if connection:
-                return TableServiceClient.from_connection_string(connection)
-            return TableServiceClient(endpoint=kwargs["account_url"], credential=kwargs["credential"])
+                return TableServiceClient.from_connection_string(connection, transport=pooled_transport())
+            return TableServiceClient(endpoint=kwargs["account_url"], credential=kwargs["credential"],
+                                      transport=pooled_transport())
 
         return self._cached("storage", "table", build)
 
@@ -122,6 +157,7 @@ class Clients:
             codecs = {
                 "message_encode_policy": TextBase64EncodePolicy(),
                 "message_decode_policy": TextBase64DecodePolicy(),
+                "transport": pooled_transport(),
             }
             connection, kwargs = self._storage_kwargs("queue")
             if connection:

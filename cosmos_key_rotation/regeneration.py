@@ -168,6 +168,7 @@ class Regenerator:
 
         try:
             # polling=False: the operation is followed by follow(), which a continuation can resume.
+            self.accounts.budgets.spend("ARM_WRITE_BUDGET", target.subscription_id)
             self._client_for(target.subscription_id).database_accounts.begin_regenerate_key(
                 target.resource_group, target.account, DatabaseAccountRegenerateKeyParameters(key_kind=kind),
                 polling=False, retry_total=0, raw_response_hook=keep_headers)
@@ -191,6 +192,7 @@ class Regenerator:
         from azure.core.rest import HttpRequest
 
         try:
+            self.accounts.budgets.spend("ARM_READ_BUDGET", target.subscription_id)
             response = self._client_for(target.subscription_id).send_request(HttpRequest("GET", url))
             response.raise_for_status()
         except Exception as exc:

@@ -7,7 +7,6 @@ caller), so this module retries it, with back-off, until the deadline.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,10 +66,6 @@ class Verifier:
             delay = min(delay * 2, self.max_delay)
 
 
-_session_lock = threading.Lock()
-_session: Any = None
-
-
 def _transport() -> Any:
     """One HTTP session for every verification, owned here rather than by each CosmosClient.
 
@@ -80,14 +75,9 @@ def _transport() -> Any:
     task failed` at ERROR. A transport over a session the client does not own (azure-core
     RequestsTransport(session=..., session_owner=False): its close() leaves the session open) lets the check
     finish quietly, and reuses connections across attempts."""
-    global _session
-    import requests
-    from azure.core.pipeline.transport import RequestsTransport
+    from .clients import pooled_transport
 
-    with _session_lock:
-        if _session is None:
-            _session = requests.Session()
-        return RequestsTransport(session=_session, session_owner=False)
+    return pooled_transport()
 
 
 def try_key(endpoint: str, key: str) -> tuple[int | None, str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ class FunctionsHost:
                  visibility_timeout: float | None = None, base_url: str = "http://localhost:7071") -> None:
         settings = json.loads(Path(host_json).read_text())["extensions"]["queues"]
         self.max_dequeue_count = int(settings.get("maxDequeueCount", 5))
+        # As the host does: up to batchSize messages at once, more fetched when fewer than
+        # newBatchThreshold still run (docs: "Azure Queue storage trigger", host.json settings).
+        self.concurrency = int(settings.get("batchSize", 16)) + int(settings.get("newBatchThreshold", 8))
         # The real host waits host.json's visibilityTimeout between attempts; tests pass a shorter one.
         self.visibility_timeout = visibility_timeout if visibility_timeout is not None else _seconds(
             settings.get("visibilityTimeout", "00:00:00"))
@@ -114,22 +118,28 @@ class FunctionsHost:
         return all(client.get_queue_properties().approximate_message_count == 0 for client, _ in queues.values())
 
     def _deliver(self, queue_name: str, client: Any, function_name: str) -> int:
+        # Invisible while it runs, as the host does; a long rotation is not handed out twice.
+        messages = list(client.receive_messages(max_messages=min(32, self.concurrency), visibility_timeout=300))
+        if len(messages) <= 1:
+            for message in messages:
+                self._run(queue_name, client, function_name, message)
+            return len(messages)
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            list(pool.map(lambda message: self._run(queue_name, client, function_name, message), messages))
+        return len(messages)
+
+    def _run(self, queue_name: str, client: Any, function_name: str, message: Any) -> None:
         from azure.functions.queue import QueueMessage
 
-        count = 0
-        # Invisible while it runs, as the host does; a long rotation is not handed out twice.
-        for message in client.receive_messages(max_messages=8, visibility_timeout=300):
-            count += 1
-            body = message.content.encode() if isinstance(message.content, str) else message.content
-            trigger_message = QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
-                                           pop_receipt=message.pop_receipt)
-            try:
-                self._user_function(function_name)(trigger_message)
-            except Exception:
-                self._failed(queue_name, client, message)
-            else:
-                client.delete_message(message)
-        return count
+        body = message.content.encode() if isinstance(message.content, str) else message.content
+        trigger_message = QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
+                                       pop_receipt=message.pop_receipt)
+        try:
+            self._user_function(function_name)(trigger_message)
+        except Exception:
+            self._failed(queue_name, client, message)
+        else:
+            client.delete_message(message)
 
     def _failed(self, queue_name: str, client: Any, message: Any) -> None:
         if message.dequeue_count >= self.max_dequeue_count:
