@@ -25,6 +25,7 @@ PROPERTIES = (
     "previousKeyKind", "secretName", "secretVersion", "outcome", "durationMs", "attempt", "errorCode",
     "errorMessage", "reason", "primaryMasterKeyGeneratedAt", "secondaryMasterKeyGeneratedAt",
     "primaryReadonlyMasterKeyGeneratedAt", "secondaryReadonlyMasterKeyGeneratedAt", "maxKeyAgeDays", "phase",
+    "origin",
 )
 
 

@@ -1,4 +1,5 @@
-"""HTTP routes (PRODUCT.md §3): request a rotation, read its status, list the targets.
+"""HTTP routes (PRODUCT.md §3): request a rotation, read its status, list the targets. The function app's
+HTTP triggers (functions/http_api.py) call these.
 
 The request route only validates, records and enqueues: the answer never waits for a regeneration,
 which can take minutes (Azure's front end cuts HTTP responses at 230 s). Errors are JSON
@@ -17,18 +18,15 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from ..accounts import READ_WRITE_KINDS
-from ..errors import RotationError
-from ..rotation import RotationRequest, pairs_of
-from ..rotation_queue import enqueue
-from ..runtime import Runtime, get_runtime
-from ..settings import SettingsError
-from ..status import all_targets
+from .accounts import READ_WRITE_KINDS
+from .errors import RotationError
+from .rotation import RotationRequest, pairs_of
+from .rotation_queue import enqueue
+from .runtime import Runtime, get_runtime
+from .settings import SettingsError
+from .status import all_targets
 
 logger = logging.getLogger(__name__)
-bp = func.Blueprint()
-
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _REQUEST_FIELDS = {"target", "keyKind", "force"}
 # What the target's own state refuses (the caller or an operator must act first), answered 409 at once.
 _STATE_CONFLICTS = ("KeyKindIsLive", "NoLiveSecret", "KeyChangedOutside", "SecretDeleted", "SecretDisabled")
@@ -70,17 +68,14 @@ def _handle(req: func.HttpRequest, method: str, answer: Any) -> func.HttpRespons
         return _error(HttpError(500, "InternalError", "unexpected error; see the function app's logs"))
 
 
-@bp.route(route="rotations", methods=ALL_METHODS)
 def request_rotation(req: func.HttpRequest) -> func.HttpResponse:
     return _handle(req, "POST", lambda runtime: _request_rotation(req, runtime))
 
 
-@bp.route(route="rotations/{id}", methods=ALL_METHODS)
 def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
     return _handle(req, "GET", lambda runtime: _rotation_status(req, runtime))
 
 
-@bp.route(route="targets", methods=ALL_METHODS)
 def targets(req: func.HttpRequest) -> func.HttpResponse:
     return _handle(req, "GET", lambda runtime: _json({"timerDisabled": runtime.settings.timer_disabled,
                                                       "targets": all_targets(runtime)}))
@@ -89,7 +84,7 @@ def targets(req: func.HttpRequest) -> func.HttpResponse:
 def _request_rotation(req: func.HttpRequest, runtime: Runtime) -> func.HttpResponse:
     body = _parse_body(req)
     target_name, key_kind, force = _validate(body, runtime)
-    target = runtime.settings.target(target_name)
+    target = runtime.target(target_name)
     busy = runtime.leases.in_progress(target)
     if busy is not None:
         raise HttpError(409, "RotationInProgress", f"a rotation of account {target.account} is running now"
@@ -120,8 +115,10 @@ def _validate(body: dict[str, Any], runtime: Runtime) -> tuple[str, str | None, 
     name = body.get("target")
     if not isinstance(name, str) or not name:
         raise HttpError(400, "MissingTarget", '"target" is required: the name of a configured target')
-    if name not in runtime.settings.targets_by_name:
-        raise HttpError(404, "TargetNotFound", f"no target named {name!r}")
+    try:
+        runtime.target(name)
+    except KeyError:
+        raise HttpError(404, "TargetNotFound", f"no target named {name!r}") from None
     key_kind = body.get("keyKind")
     if key_kind is not None and key_kind not in READ_WRITE_KINDS:
         raise HttpError(400, "UnknownKeyKind", f'"keyKind" must be one of {", ".join(READ_WRITE_KINDS)}')

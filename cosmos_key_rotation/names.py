@@ -28,6 +28,12 @@ PRODUCT_SETTINGS = (
     "LIVE_KEY_KIND",
     "PAUSED_TARGETS",
     "REGENERATION_TIMEOUT_MINUTES",
+    "ARM_WRITE_BUDGET",
+    "ARM_READ_BUDGET",
+    "KEY_VAULT_WRITE_BUDGET",
+    "DISCOVERY_SUBSCRIPTIONS",
+    "DISCOVERY_TAG",
+    "DISCOVERY_KEY_VAULT_URI",
 )
 
 # Settings the Functions host reads, not the product code; the Bicep sets them too.
@@ -43,6 +49,9 @@ HOST_SETTINGS = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+    # The Python worker's threads for synchronous functions: as many as host.json lets queue messages run at
+    # once per instance (batchSize + newBatchThreshold), so a rotation waiting for Azure never queues another.
+    "PYTHON_THREADPOOL_THREAD_COUNT",
     # Operators pause the timer with it (the host reads it; `status` shows it); never set by the Bicep.
     "AzureWebJobs.scheduled_rotation.Disabled",
     "AzureWebJobs__scheduled_rotation__Disabled",
@@ -73,4 +82,5 @@ EVENT_NAMES = (
     "RotationRolledBack",
     "LiveSecretExpired",
     "RotationWaiting",
+    "TargetsDiscovered",
 )

@@ -120,7 +120,8 @@ class Rotator:
                  verifier: Verifier, leases: Any = None, records: Any = None, lease_wait_seconds: float = 15.0,
                  regenerator: Regenerator | None = None,
                  hand_over: Callable[[RotationRequest, int], None] | None = None, wait_seconds: float = 60.0,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 find_target: Callable[[str], Target] | None = None) -> None:
         """`hand_over` puts a continuation on the queue (the worker); without it (the CLI) a rotation waits
         for Azure in-process however long it takes, reporting to `progress`. With it, the first delivery
         waits up to `wait_seconds` in-process, and each continuation checks once."""
@@ -135,6 +136,7 @@ class Rotator:
         self.hand_over = hand_over
         self.wait_seconds = wait_seconds
         self.progress = progress
+        self.find_target = find_target or settings.target  # configured targets, and discovered ones
 
     # -- one rotation, from request to record -------------------------------------------------------
 
@@ -149,7 +151,7 @@ class Rotator:
         started = time.monotonic()
         result = RotationResult(request.id, request.target, request.trigger, "failed")
         try:
-            target = self.settings.target(request.target)
+            target = self.find_target(request.target)
         except KeyError:
             result.error_code, result.error_message = "UnknownTarget", f"no target named {request.target!r}"
             return self._finish(result, request, operation, None, EventLog(), started)
@@ -157,6 +159,7 @@ class Rotator:
             "rotationId": request.id, "trigger": request.trigger, "target": target.name,
             "subscriptionId": target.subscription_id, "resourceGroup": target.resource_group,
             "account": target.account, "attempt": request.attempt, "secretName": target.secret_name,
+            "origin": target.origin,
         })
         result.secret_name = target.secret_name
         if operation is ROTATE and self.settings.paused(target.name):

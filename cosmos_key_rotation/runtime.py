@@ -8,37 +8,72 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
 
 from .accounts import Accounts
+from .budgets import Budgets
 from .clients import Clients
+from .discovery import Found, discover, merged
 from .leases import Leases
 from .names import QUEUE_NAME
 from .records import Records
 from .regeneration import Regenerator
 from .rotation import RotationRequest, Rotator
 from .rotation_queue import RotationQueue
-from .settings import Settings, load_settings
+from .settings import Settings, Target, load_settings
 from .vault import Vault
 from .verification import Verifier
 
 # How long the queue worker's first delivery waits for Azure in-process before handing the rest of a
 # rotation to a continuation message: long enough for most regenerations, far from the function timeout.
 WORKER_WAIT_SECONDS = 60.0
+# Discovered targets are listed again by every timer run, and otherwise at most this often.
+DISCOVERY_MAX_AGE_SECONDS = 300.0
 
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.clients = Clients(settings)
-        self.accounts = Accounts(self.clients.cosmos_management)
+        self.budgets = Budgets(dict(settings.budgets))
+        self.accounts = Accounts(self.clients.cosmos_management, budgets=self.budgets)
         self.regenerator = Regenerator(self.accounts, self.clients.cosmos_management)
         self.worker_wait_seconds = WORKER_WAIT_SECONDS
         self.continuation_delay_scale = 1.0  # tests shorten the waits between continuation checks
+        self._discovery_lock = threading.Lock()
+        self._found: Found | None = None
+        self._found_at = 0.0
+
+    # -- the targets: configured, and discovered by tag ------------------------------------------------
+
+    def targets(self, refresh: bool = False) -> list[Target]:
+        """Every target: the configured ones, then the accounts discovery finds (listed again when `refresh`
+        or older than DISCOVERY_MAX_AGE_SECONDS)."""
+        return merged(self.settings.targets, self.discovered(refresh).targets)
+
+    def discovered(self, refresh: bool = False) -> Found:
+        if self.settings.discovery is None:
+            return Found()
+        with self._discovery_lock:
+            stale = time.monotonic() - self._found_at > DISCOVERY_MAX_AGE_SECONDS
+            if self._found is None or refresh or stale:
+                self._found, self._found_at = discover(self.settings, self.accounts.list), time.monotonic()
+            return self._found
+
+    def target(self, name: str) -> Target:
+        """The target named `name`, configured or discovered; KeyError if there is none."""
+        for target in self.settings.targets:
+            if target.name == name:
+                return target
+        for target in self.targets():
+            if target.name == name:
+                return target
+        raise KeyError(name)
 
     def vault(self, vault_uri: str) -> Vault:
-        return Vault(self.clients.secrets(vault_uri))
+        return Vault(self.clients.secrets(vault_uri), vault_uri, self.budgets)
 
     @cached_property
     def leases(self) -> Leases:
@@ -65,6 +100,7 @@ class Runtime:
             records=None if dry_run else self.records,
             lease_wait_seconds=lease_wait_seconds,
             regenerator=self.regenerator,
+            find_target=self.target,
             hand_over=self._continue_later if worker else None,
             wait_seconds=self.worker_wait_seconds,
             progress=progress,

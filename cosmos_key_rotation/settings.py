@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .budgets import DEFAULT_BUDGETS, Budget
 from .clouds import CLOUDS, Cloud
 
 STRATEGIES = ("alternate", "primary", "secondary")
 LIVE_KEY_KINDS = ("primary", "secondary")
 DEFAULT_SCHEDULE = "0 0 3 1,15 * *"
+DEFAULT_DISCOVERY_TAG = "cosmos-key-rotation=enabled"
 # The host's own switch for one function (docs: "How to disable functions in Azure Functions"); Linux app
 # settings may reach the worker with the dots as underscores.
 TIMER_DISABLED_SETTINGS = ("AzureWebJobs.scheduled_rotation.Disabled", "AzureWebJobs__scheduled_rotation__Disabled",
@@ -58,6 +60,7 @@ class Target:
     strategy: str = "alternate"
     # The key applications use today, declared by the operator: the first run publishes it as it is.
     live_key_kind: str | None = None
+    origin: str = "configured"  # or "discovered" (discovery.py: an account found by its tag)
 
     @property
     def account_id(self) -> str:
@@ -83,6 +86,16 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class Discovery:
+    """Find targets by tag: the Cosmos DB accounts of these subscriptions that carry `tag` = `value`."""
+
+    subscriptions: tuple[str, ...]
+    tag: str
+    value: str
+    key_vault_uri: str | None  # for accounts without the cosmos-key-rotation-vault tag
+
+
+@dataclass(frozen=True)
 class Settings:
     targets: tuple[Target, ...]
     schedule: str = DEFAULT_SCHEDULE
@@ -98,6 +111,9 @@ class Settings:
     storage: StorageSettings | None = None
     paused_targets: frozenset[str] = frozenset()
     timer_disabled: bool = False
+    budgets: tuple[tuple[str, Budget], ...] = tuple(DEFAULT_BUDGETS.items())
+    discovery: Discovery | None = None
+    default_strategy: str = "alternate"  # KEY_STRATEGY: for targets that name none
 
     @property
     def targets_by_name(self) -> dict[str, Target]:
@@ -128,7 +144,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if cloud is None:
         problems.append(f"AZURE_CLOUD is {cloud_name!r}; expected one of {', '.join(CLOUDS)}")
         cloud = CLOUDS["AzureCloud"]
-    targets = _targets(reader)
+    discovery = _discovery(reader, cloud)
+    targets = _targets(reader, required=discovery is None)
     _check_vaults(targets, cloud, problems)
     settings = Settings(
         targets=targets,
@@ -143,9 +160,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         verify_timeout_seconds=reader.integer("VERIFY_TIMEOUT_SECONDS", 600, 0, 86400),
         regeneration_timeout_minutes=reader.integer("REGENERATION_TIMEOUT_MINUTES", 360, 1, 7 * 24 * 60),
         storage=_storage(env, problems),
-        paused_targets=_paused(reader, targets),
+        paused_targets=_paused(reader, targets, checked=discovery is None),
         timer_disabled=any(reader.text(name) and reader.text(name).lower() in _TRUE  # type: ignore[union-attr]
                            for name in TIMER_DISABLED_SETTINGS),
+        budgets=tuple((name, reader.budget(name, default)) for name, default in DEFAULT_BUDGETS.items()),
+        discovery=discovery,
+        default_strategy=(reader.text("KEY_STRATEGY") or "alternate").lower(),
     )
     if problems:
         raise SettingsError(problems)
@@ -200,6 +220,17 @@ class _Reader:
             return False
         self.problems.append(f"{name} is {raw!r}; expected true or false")
         return default
+
+    def budget(self, name: str, default: Budget) -> Budget:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            return Budget.parse(raw)
+        except ValueError:
+            self.problems.append(f"{name} is {raw!r}; expected `size,per_second` (a bucket of requests and its "
+                                 f"refill rate), e.g. {default}")
+            return default
 
     def guid(self, name: str) -> str | None:
         raw = self.text(name)
@@ -278,27 +309,49 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def _paused(reader: _Reader, targets: tuple[Target, ...]) -> frozenset[str]:
+def _paused(reader: _Reader, targets: tuple[Target, ...], checked: bool) -> frozenset[str]:
+    """The paused target names; checked against the configured targets (a discovered one is known later)."""
     raw = reader.text("PAUSED_TARGETS")
     names = frozenset(name.strip() for name in (raw or "").split(",") if name.strip())
     unknown = sorted(names - {target.name for target in targets})
-    if unknown and targets:
+    if unknown and targets and checked:
         reader.problems.append(f"PAUSED_TARGETS names {', '.join(unknown)}, which no target is called; "
                                f"targets: {', '.join(target.name for target in targets)}")
     return names
 
 
-def _targets(reader: _Reader) -> tuple[Target, ...]:
+def _discovery(reader: _Reader, cloud: Cloud) -> Discovery | None:
+    raw = reader.text("DISCOVERY_SUBSCRIPTIONS")
+    if raw is None:
+        return None
+    subscriptions = tuple(part.strip() for part in raw.split(",") if part.strip())
+    bad = [part for part in subscriptions if not _GUID.match(part)]
+    if bad or not subscriptions:
+        reader.problems.append(f"DISCOVERY_SUBSCRIPTIONS is {raw!r}; expected comma-separated subscription GUIDs")
+    tag = reader.text("DISCOVERY_TAG") or DEFAULT_DISCOVERY_TAG
+    name, equals, value = tag.partition("=")
+    if not equals or not name.strip() or not value.strip():
+        reader.problems.append(f"DISCOVERY_TAG is {tag!r}; expected name=value, e.g. {DEFAULT_DISCOVERY_TAG}")
+    vault = reader.https_url("DISCOVERY_KEY_VAULT_URI")
+    if vault is not None:
+        problems: list[str] = []
+        _check_vaults((Target("discovered", "", "", "", vault, "s"),), cloud, problems)
+        reader.problems.extend(problem.replace("KEY_VAULT_URI", "DISCOVERY_KEY_VAULT_URI") for problem in problems)
+    return Discovery(subscriptions, name.strip(), value.strip(), vault)
+
+
+def _targets(reader: _Reader, required: bool = True) -> tuple[Target, ...]:
     raw = reader.text("ROTATION_TARGETS")
     if raw is not None:
         if reader.text("COSMOS_ACCOUNT_NAME"):
             reader.problems.append("set either ROTATION_TARGETS or COSMOS_ACCOUNT_NAME, not both")
         return _targets_from_json(raw, reader)
     if not reader.text("COSMOS_ACCOUNT_NAME"):
-        reader.problems.append(
-            "no rotation target: set COSMOS_SUBSCRIPTION_ID, COSMOS_RESOURCE_GROUP, COSMOS_ACCOUNT_NAME "
-            "and KEY_VAULT_URI, or ROTATION_TARGETS"
-        )
+        if required:
+            reader.problems.append(
+                "no rotation target: set COSMOS_SUBSCRIPTION_ID, COSMOS_RESOURCE_GROUP, COSMOS_ACCOUNT_NAME "
+                "and KEY_VAULT_URI, ROTATION_TARGETS, or DISCOVERY_SUBSCRIPTIONS"
+            )
         return ()
     entry = {
         "name": reader.text("COSMOS_ACCOUNT_NAME"),

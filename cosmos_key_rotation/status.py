@@ -18,8 +18,8 @@ from .vault import LiveSecret
 TABLE_WIDTH = 120
 
 
-def all_targets(runtime: Runtime, max_workers: int = 8) -> list[dict[str, Any]]:
-    targets = runtime.settings.targets
+def all_targets(runtime: Runtime, max_workers: int = 16) -> list[dict[str, Any]]:
+    targets = runtime.targets()
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(targets)))) as pool:
         return list(pool.map(lambda target: target_status(runtime, target), targets))
 
@@ -31,6 +31,7 @@ def target_status(runtime: Runtime, target: Target) -> dict[str, Any]:
         "strategy": target.strategy,
         "secretName": target.secret_name,
         "paused": runtime.settings.paused(target.name),
+        "origin": target.origin,
     }
     if target.readonly_secret_name:
         document["readonlySecretName"] = target.readonly_secret_name

@@ -109,6 +109,39 @@ param verifyTimeoutSeconds int = 600
 @description('How long a regeneration may run before the rotation gives up on it (REGENERATION_TIMEOUT_MINUTES); Azure documents minutes to hours on a large account.')
 param regenerationTimeoutMinutes int = 360
 
+// Request budgets, `size,per_second` token buckets (README, "Performance and scale"): Azure Resource Manager's
+// per-subscription write and read buckets (docs: "Understand how Azure Resource Manager throttles requests")
+// and Key Vault's secret-create limit per vault (docs: "Azure Key Vault service limits").
+@description('ARM_WRITE_BUDGET: Resource Manager writes (POST actions included) per subscription, as `size,per_second`.')
+param armWriteBudget string = '200,10'
+
+@description('ARM_READ_BUDGET: Resource Manager reads per subscription, as `size,per_second`.')
+param armReadBudget string = '250,25'
+
+@description('KEY_VAULT_WRITE_BUDGET: secret writes per vault, as `size,per_second` (300 per 10 s).')
+param keyVaultWriteBudget string = '300,30'
+
+// ---------------------------------------------------------------------------------------------------
+// Discovery by tag (cosmos_key_rotation/discovery.py): the accounts of these subscriptions that carry the tag
+// are rotated too, next to the single target or ROTATION_TARGETS.
+// An array, not a comma-separated string: azd 1.23.4 and later parse the text of an array (or object)
+// parameter's environment value as JSON (Azure/azure-dev#6694, cli/azd/pkg/infra/provisioning/bicep/
+// bicep_provider.go, loadParameters); an unset value leaves the parameter out, so the default [] applies.
+@description('DISCOVERY_SUBSCRIPTIONS: ids of the subscriptions whose Cosmos DB accounts tagged discoveryTag are rotated too; the app setting holds them comma-separated. Empty: discovery off. Through azd (main.parameters.json) give a JSON array, not a comma-separated list: azd env set DISCOVERY_SUBSCRIPTIONS \'["<subscription id>","<subscription id>"]\' (azd 1.23.4 or later; older versions pass the text as a string, which Azure rejects for an array parameter), \'[]\' to turn discovery off. Listing and rotating need the rotator role there: per account (README, "More targets"), or assignRotatorRoleAtDiscoveryScopes.')
+param discoverySubscriptions array = []
+
+@description('DISCOVERY_TAG: `name=value`, the tag that marks an account of the discovery subscriptions for rotation. Empty: cosmos-key-rotation=enabled.')
+param discoveryTag string = 'cosmos-key-rotation=enabled'
+
+@description('DISCOVERY_KEY_VAULT_URI: the vault (https://...) that receives the connection strings of discovered accounts without a cosmos-key-rotation-vault tag. Empty: none (such an account is reported and skipped). The app needs Key Vault Secrets Officer on it, and on every vault a tag names (README, "More targets").')
+param discoveryKeyVaultUri string = ''
+
+// Least privilege against reach (modules/discovery-access.bicep says more): off, the operator assigns the
+// rotator role on each discovered account (README, "More targets"); on, the roles are assigned at each
+// discovery subscription's scope, which RBAC cannot narrow to the tagged accounts.
+@description('Assign the custom rotator role (and the operation status role, if grantOperationStatusRead) to the app\'s identity and the operator at each discovery subscription\'s scope, and make the roles assignable there. Off by default: the identity could then list keys of and regenerate keys of EVERY Cosmos DB account in those subscriptions, not only the tagged ones (RBAC cannot filter by tag), so prefer assigning the rotator role per account (README, "More targets") unless the fleet is large. The deploying account needs Owner or User Access Administrator on those subscriptions. Turning it off later removes no assignment: delete them (az role assignment delete) before the next deployment narrows the roles\' assignable scopes again.')
+param assignRotatorRoleAtDiscoveryScopes bool = false
+
 // ---------------------------------------------------------------------------------------------------
 // The function app.
 @allowed([
@@ -224,6 +257,12 @@ var resolvedLiveKeyKind = empty(liveKeyKind) ? defaultLiveKeyKind : ((liveKeyKin
 
 var hasOperator = !empty(operatorPrincipalId)
 
+// '' is what azd passes for an empty DISCOVERY_TAG (see liveKeyKind above): it means the default here too.
+var resolvedDiscoveryTag = empty(discoveryTag) ? 'cosmos-key-rotation=enabled' : discoveryTag
+// The subscriptions where the custom roles are assigned for discovery: none unless the option is on. Listed
+// once each (union), since two assignments of one name in one deployment would race.
+var discoveryRoleSubscriptions = assignRotatorRoleAtDiscoveryScopes ? union(discoverySubscriptions, []) : []
+
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: names.resourceGroup
   location: location
@@ -321,8 +360,14 @@ module functionApp 'modules/functionapp.bicep' = {
     verifyNewKey: verifyNewKey
     verifyTimeoutSeconds: verifyTimeoutSeconds
     regenerationTimeoutMinutes: regenerationTimeoutMinutes
+    armWriteBudget: armWriteBudget
+    armReadBudget: armReadBudget
+    keyVaultWriteBudget: keyVaultWriteBudget
     liveKeyKind: useTargetList ? '' : resolvedLiveKeyKind
     pausedTargets: pausedTargets
+    discoverySubscriptions: join(discoverySubscriptions, ',')
+    discoveryTag: resolvedDiscoveryTag
+    discoveryKeyVaultUri: discoveryKeyVaultUri
   }
   // The host starts as soon as the site exists: let it find its storage, vault and telemetry roles.
   dependsOn: [
@@ -367,6 +412,7 @@ module cosmosRoles 'modules/cosmos-roles.bicep' = {
     roleNameSuffix: '${environmentName}-${resourceToken}'
     principals: rotationPrincipals
     grantOperationStatusRead: grantOperationStatusRead
+    extraAssignableSubscriptionIds: discoveryRoleSubscriptions
   }
 }
 
@@ -382,6 +428,21 @@ module cosmosAccess 'modules/cosmos-access.bicep' = {
     cosmosAccount
   ]
 }
+
+// Off by default (assignRotatorRoleAtDiscoveryScopes): the custom roles at each discovery subscription's scope,
+// for the same principals. The operation status role is assigned in the account's subscription by
+// cosmos-roles.bicep already, so not a second time here.
+module discoveryAccess 'modules/discovery-access.bicep' = [
+  for subscriptionId in discoveryRoleSubscriptions: {
+    name: 'discovery-access-${resourceToken}-${uniqueString(subscriptionId)}'
+    scope: subscription(subscriptionId)
+    params: {
+      principals: rotationPrincipals
+      rotatorRoleId: cosmosRoles.outputs.rotatorRoleId
+      operationStatusRoleId: (toLower(subscriptionId) == toLower(cosmos.subscriptionId)) ? '' : cosmosRoles.outputs.operationStatusRoleId
+    }
+  }
+]
 
 // Key Vault Secrets Officer on the vault only, in the vault's resource group (another subscription's
 // when the vault is an existing one). It also reads the vault's own URI, so KEY_VAULT_URI is right in

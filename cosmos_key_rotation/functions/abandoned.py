@@ -7,11 +7,7 @@ import logging
 
 import azure.functions as func
 
-from ..events import emit
 from ..names import POISON_QUEUE_NAME, STORAGE_CONNECTION
-from ..rotation_queue import BadMessage, from_message
-from ..runtime import get_runtime
-from ..times import now_text
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -19,6 +15,11 @@ bp = func.Blueprint()
 
 @bp.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE_NAME, connection=STORAGE_CONNECTION)
 def abandoned_rotation(msg: func.QueueMessage) -> None:
+    from ..events import emit  # on the first message, not at every cold start
+    from ..rotation_queue import BadMessage, from_message
+    from ..runtime import get_runtime
+    from ..times import now_text
+
     try:
         request = from_message(msg.get_body().decode("utf-8", "replace"), msg.dequeue_count or 1)
     except BadMessage as exc:
@@ -32,7 +33,10 @@ def abandoned_rotation(msg: func.QueueMessage) -> None:
                f"{record.get('errorMessage') or 'unknown'}")
     runtime.records.save(request.id, status="failed", target=request.target, errorCode=code,
                          errorMessage=message, finishedAt=now_text())
-    target = runtime.settings.targets_by_name.get(request.target)
+    try:
+        target = runtime.target(request.target)
+    except KeyError:
+        target = None
     emit("RotationAbandoned", f"RotationAbandoned {request.target} {code}: {message}", logging.ERROR,
          rotationId=request.id, trigger=request.trigger, target=request.target, outcome="failed",
          errorCode=code, errorMessage=message, attempt=record.get("attempt"),

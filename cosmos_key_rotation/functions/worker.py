@@ -8,8 +8,6 @@ import logging
 import azure.functions as func
 
 from ..names import QUEUE_NAME, STORAGE_CONNECTION
-from ..rotation_queue import BadMessage, from_message
-from ..runtime import get_runtime
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -21,6 +19,9 @@ class TransientRotationFailure(Exception):
 
 @bp.queue_trigger(arg_name="msg", queue_name=QUEUE_NAME, connection=STORAGE_CONNECTION)
 def rotation_worker(msg: func.QueueMessage) -> None:
+    from ..rotation_queue import BadMessage, from_message  # on the first message, not at every cold start
+    from ..runtime import get_runtime
+
     try:
         request = from_message(msg.get_body().decode("utf-8", "replace"), msg.dequeue_count or 1)
     except BadMessage as exc:

@@ -8,6 +8,8 @@ param roleNameSuffix string
 param principals array
 @description('Grant the subscription-scope read that polling a key regeneration may need (see below).')
 param grantOperationStatusRead bool
+@description('Ids of other subscriptions where the two roles must be assignable too: the discovery subscriptions when main.bicep assigns the roles there (assignRotatorRoleAtDiscoveryScopes). Empty: this subscription only.')
+param extraAssignableSubscriptionIds array
 
 // Exactly the Resource Manager actions the code performs on an account (cosmos_key_rotation/names.py
 // ARM_ACTIONS; tests/infra checks they match): read the account (documentEndpoint, keysMetadata),
@@ -29,6 +31,15 @@ var operationStatusActions = [
   'Microsoft.DocumentDB/locations/operationsStatus/read'
 ]
 
+// A custom role can be assigned only at its assignableScopes and below; creating or updating it needs
+// Microsoft.Authorization/roleDefinitions/write on every one of them (docs: "Azure custom roles", "Who can
+// create, delete, update, or view a custom role"; "Troubleshoot Azure RBAC", "Unable to create or update a
+// custom role"). This subscription always; each discovery subscription only when main.bicep assigns the roles
+// there (discovery-access.bicep), so that by default the roles stay assignable in one subscription.
+// Lower-cased and deduplicated (union), so that listing this subscription again adds no second scope.
+var extraAssignableScopes = [for id in extraAssignableSubscriptionIds: '/subscriptions/${toLower(id)}']
+var assignableScopes = union([subscription().id], extraAssignableScopes)
+
 // Custom role names are unique in the tenant, hence the suffix (the environment and the resource token).
 // main.bicep outputs them, so an operator can assign the roles elsewhere by name.
 var rotatorRoleName = 'Cosmos DB key rotator (${roleNameSuffix})'
@@ -38,7 +49,7 @@ resource rotatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, 'cosmos-db-key-rotator', roleNameSuffix)
   properties: {
     roleName: rotatorRoleName
-    description: 'Read a Cosmos DB account, list its keys and regenerate one. Assigned on single accounts.'
+    description: 'Read a Cosmos DB account, list its keys and regenerate one. Assigned on single accounts, or on discovery subscriptions when that option is on.'
     type: 'CustomRole'
     permissions: [
       {
@@ -48,9 +59,7 @@ resource rotatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
         notDataActions: []
       }
     ]
-    assignableScopes: [
-      subscription().id
-    ]
+    assignableScopes: assignableScopes
   }
 }
 
@@ -68,9 +77,7 @@ resource operationStatusRole 'Microsoft.Authorization/roleDefinitions@2022-04-01
         notDataActions: []
       }
     ]
-    assignableScopes: [
-      subscription().id
-    ]
+    assignableScopes: assignableScopes
   }
 }
 
@@ -91,6 +98,10 @@ resource operationStatusAssignments 'Microsoft.Authorization/roleAssignments@202
 ]
 
 output rotatorRoleDefinitionId string = rotatorRole.id
+@description('The rotator role definition\'s name (a GUID): discovery-access.bicep assigns it in other subscriptions, under their own ids.')
+output rotatorRoleId string = rotatorRole.name
+@description('The operation status role definition\'s name (a GUID); empty when grantOperationStatusRead is false.')
+output operationStatusRoleId string = grantOperationStatusRead ? operationStatusRoleId : ''
 output rotatorRoleName string = rotatorRoleName
 @description('Empty when grantOperationStatusRead is false (no such role is created).')
 output operationStatusRoleName string = grantOperationStatusRead ? operationStatusRoleName : ''

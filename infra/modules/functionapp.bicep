@@ -39,10 +39,19 @@ param maxKeyAgeDays int
 param verifyNewKey bool
 param verifyTimeoutSeconds int
 param regenerationTimeoutMinutes int
+param armWriteBudget string
+param armReadBudget string
+param keyVaultWriteBudget string
 @description('The single target\'s declared live key (primary, secondary) or empty.')
 param liveKeyKind string
 @description('Comma-separated names of the targets that no rotation runs for, or empty.')
 param pausedTargets string
+@description('Comma-separated ids of the subscriptions searched for tagged accounts, or empty (discovery off).')
+param discoverySubscriptions string
+@description('The discovery tag, `name=value`.')
+param discoveryTag string
+@description('The vault for discovered accounts without a vault tag, or empty.')
+param discoveryKeyVaultUri string
 
 // Every app setting, in one place: tests/infra compares these names with cosmos_key_rotation/names.py.
 // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
@@ -65,6 +74,11 @@ var appSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
 
+  // The Python worker runs synchronous functions on this many threads (docs: "Improve throughput performance
+  // of Python apps in Azure Functions"); host.json lets batchSize 16 + newBatchThreshold 8 queue messages run
+  // at once per instance, most of them waiting for Azure.
+  PYTHON_THREADPOOL_THREAD_COUNT: '24'
+
   // The product.
   ROTATION_SCHEDULE: rotationSchedule
   COSMOS_SUBSCRIPTION_ID: cosmosSubscriptionId
@@ -84,8 +98,14 @@ var appSettings = {
   VERIFY_NEW_KEY: verifyNewKey ? 'true' : 'false'
   VERIFY_TIMEOUT_SECONDS: string(verifyTimeoutSeconds)
   REGENERATION_TIMEOUT_MINUTES: string(regenerationTimeoutMinutes)
+  ARM_WRITE_BUDGET: armWriteBudget
+  ARM_READ_BUDGET: armReadBudget
+  KEY_VAULT_WRITE_BUDGET: keyVaultWriteBudget
   LIVE_KEY_KIND: liveKeyKind
   PAUSED_TARGETS: pausedTargets
+  DISCOVERY_SUBSCRIPTIONS: discoverySubscriptions
+  DISCOVERY_TAG: discoveryTag
+  DISCOVERY_KEY_VAULT_URI: discoveryKeyVaultUri
   // Not here on purpose: AzureWebJobs.scheduled_rotation.Disabled (and its two underscore spellings), which
   // operators set to pause the timer. This list replaces the site's settings on every deployment (a PUT
   // of the site; Azure/azure-quickstart-templates#8495, Azure/azure-cli#11718), so a redeployment clears an

@@ -86,3 +86,42 @@ def test_the_cli_waits_in_process_and_says_so(world, subprocess_env):
     assert json.loads(done.stdout)["results"][0]["outcome"] == "succeeded"
     progress = [line for line in done.stderr.splitlines() if "regenerating the secondary key" in line]
     assert progress and progress[-1].endswith("s so far")
+
+
+def test_accounts_are_discovered_by_tag_and_an_unadopted_one_is_reported_once(empty_world, subprocess_env, caplog):
+    from tests.conftest import RESOURCE_GROUP, SUBSCRIPTION
+
+    world = empty_world
+    tagged = {"cosmos-key-rotation": "enabled"}
+    base = world.account
+    names = [f"{base}-d{i}" for i in range(3)]
+    world.admin.create_account(SUBSCRIPTION, RESOURCE_GROUP, names[0], tags={**tagged,
+                               "cosmos-key-rotation-live-key": "primary"})  # declares its live key
+    world.admin.create_account(SUBSCRIPTION, RESOURCE_GROUP, names[1], tags=tagged)  # adopted below
+    world.admin.create_account(SUBSCRIPTION, RESOURCE_GROUP, names[2], tags=tagged)  # never adopted
+    world.admin.create_account(SUBSCRIPTION, RESOURCE_GROUP, f"{base}-x", tags={"team": "other"})
+    env = {"DISCOVERY_SUBSCRIPTIONS": SUBSCRIPTION, "DISCOVERY_KEY_VAULT_URI": world.env["KEY_VAULT_URI"],
+           "COSMOS_ACCOUNT_NAME": "", "COSMOS_SUBSCRIPTION_ID": "", "COSMOS_RESOURCE_GROUP": ""}
+    world.set(**env)
+    subprocess_env.update(env)
+    adopted = subprocess.run([sys.executable, "-m", "cosmos_key_rotation", "adopt", "--target", names[1],
+                              "--key-kind", "primary", "--json"], env=subprocess_env, capture_output=True, text=True,
+                             timeout=120)
+    assert adopted.returncode == 0, adopted.stderr
+    host = world.host()
+    with caplog.at_level("INFO"):
+        host.run_timer("scheduled_rotation")
+        host.process_queues(timeout=120)
+    ours = [r for r in caplog.records if getattr(r, "target", "").startswith(base)]
+    scheduled = {r.target for r in ours if getattr(r, "event", None) == "RotationScheduled"}
+    assert scheduled == {names[0], names[1]}  # not the untagged one, nor the one nobody adopted
+    (summary,) = events(caplog, "TargetsDiscovered")
+    assert summary.levelname == "WARNING" and names[2] in summary.reason and "not adopted" in summary.reason
+    assert all(getattr(r, "origin", None) == "discovered" for r in ours if getattr(r, "event", "") == "RotationStarted")
+    assert world.live_secret(f"cosmos-{names[0]}-connection-string").properties.tags["keyKind"] == "primary"
+    assert world.live_secret(f"cosmos-{names[1]}-connection-string").properties.tags["keyKind"] == "secondary"
+    status = json.loads(subprocess.run([sys.executable, "-m", "cosmos_key_rotation", "status", "--json"],
+                                       env=subprocess_env, capture_output=True, text=True, timeout=120).stdout)
+    shown = {t["target"]: t for t in status["targets"] if t["target"].startswith(base)}
+    assert set(shown) == set(names) and {t["origin"] for t in shown.values()} == {"discovered"}
+    assert shown[names[2]]["adopted"] is False

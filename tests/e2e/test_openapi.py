@@ -8,11 +8,11 @@ import pytest
 
 from tests.e2e import openapi_document as doc
 
-HTTP_API = doc.ROOT / "cosmos_key_rotation" / "functions" / "http_api.py"
+HTTP_API = doc.ROOT / "cosmos_key_rotation" / "http_routes.py"
 # Every method the stand-in host will hand a handler; OPTIONS and HEAD too, although the app does not
 # register them (the real host answers those itself).
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-# Error codes the handlers answer that are not written as `HttpError(<status>, "<Code>"` in http_api.py.
+# Error codes the handlers answer that are not written as `HttpError(<status>, "<Code>"` in http_routes.py.
 INDIRECT_CODES = {(409, "KeyKindIsLive"), (500, "ConfigurationError"), (500, "InternalError")}
 
 

@@ -111,8 +111,9 @@ def evaluate(expression, tree: dict, parameters: dict):
     There is no Bicep compiler here, so a test that wants to know what a variable comes to for given
     parameters evaluates the parsed expression: names resolve to the parameters given, then to the
     template's parameter defaults and variables; any other string is a literal. It models ! && || ?: ==
-    !=, object literals, .property, [index], empty(), split() and last(); anything else raises Unsupported,
-    so a test never passes on an expression it did not understand."""
+    !=, object literals, .property, [index], empty(), split(), last(), join(), toLower() and union() of
+    arrays (each value once, in order, as Azure's union() does); anything else raises Unsupported, so a test
+    never passes on an expression it did not understand."""
     variables = tree.get("variables", {})
     declared = tree.get("parameters", {})
 
@@ -165,6 +166,19 @@ def evaluate(expression, tree: dict, parameters: dict):
                 return value(arguments["input_string"]).split(value(arguments["delimiter"]))
             if kind == "last":
                 return value(arguments["arg_1"])[-1]
+            if kind == "join":
+                return value(arguments["delimiter"]).join(value(arguments["input_array"]))
+            if kind == "to_lower":
+                return value(arguments["string_to_change"]).lower()
+            if kind == "union":
+                arrays = [value(argument) for argument in arguments.values() if argument is not None]
+                if not all(isinstance(array, list) for array in arrays):
+                    raise Unsupported("union() of anything but arrays")
+                merged: list = []
+                for item in (item for array in arrays for item in array):
+                    if item not in merged:
+                        merged.append(item)
+                return merged
             raise Unsupported(f"function {kind}()")
         if all(isinstance(key, str) for key in node):  # an object literal
             return {key: value(item) for key, item in node.items()}

@@ -20,6 +20,7 @@ CONCERN_MODULES = {
     "cosmos-roles.bicep",
     "cosmos-access.bicep",
     "keyvault-access.bicep",
+    "discovery-access.bicep",
     "ops.bicep",
 }
 
@@ -199,6 +200,7 @@ AZD_ENVIRONMENT_PARAMETERS = {
     "rotationTargets": "${ROTATION_TARGETS}",
     "liveKeyKind": "${LIVE_KEY_KIND}",
     "pausedTargets": "${PAUSED_TARGETS}",
+    "discoveryKeyVaultUri": "${DISCOVERY_KEY_VAULT_URI}",
     "alertEmail": "${ALERT_EMAIL}",
     "operatorPrincipalId": "${OPERATOR_PRINCIPAL_ID}",
 }

@@ -3,7 +3,7 @@
 import json
 import re
 
-from cosmos_key_rotation import names
+from cosmos_key_rotation import names, settings
 
 from .support import INFRA, MODULES, body, code, evaluate, read
 
@@ -371,8 +371,9 @@ def test_every_role_assignment_is_named_by_scope_principal_and_role_and_sets_pri
             assert scope_arg == expected_scope, f"{name}:{symbol}: guid() must start with the scope's id"
             assert principal_arg == config["properties"]["principalId"], f"{name}:{symbol}"
             assert "principalType" in config["properties"], f"{name}:{symbol}"
-    # rbac.bicep: storage (app, operator) and telemetry; cosmos-access, cosmos-roles, keyvault-access: one each.
-    assert count >= 6
+    # rbac.bicep: storage (app, operator) and telemetry; cosmos-access, cosmos-roles, keyvault-access: one each;
+    # discovery-access: the rotator and the operation status roles.
+    assert count >= 8
 
 
 def _role_name(key: str) -> str:
@@ -393,3 +394,236 @@ def test_the_readmes_operator_roles_are_the_ones_the_bicep_grants(trees):
     assert "var rotationPrincipals = hasOperator ? concat(appPrincipals, operatorPrincipals) : appPrincipals" in read(
         INFRA / "main.bicep")
     assert named == granted
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Python worker's threads and the queue trigger's concurrency.
+HOST_JSON = INFRA.parent / "host.json"
+
+
+def test_the_worker_has_a_thread_for_every_queue_message_an_instance_runs_at_once(trees):
+    # A queue-triggered function runs up to batchSize + newBatchThreshold messages at once per instance (docs:
+    # QueuesOptions.BatchSize, Microsoft.Azure.WebJobs.Extensions.Storage.Queues), and the Python worker runs a
+    # synchronous function on one of PYTHON_THREADPOOL_THREAD_COUNT threads: fewer threads would leave fetched
+    # messages waiting, invisible, while their visibility timeout runs.
+    queues = json.loads(read(HOST_JSON))["extensions"]["queues"]
+    threads = app_settings(trees)["PYTHON_THREADPOOL_THREAD_COUNT"]
+    assert threads == str(queues["batchSize"] + queues["newBatchThreshold"])
+    assert "PYTHON_THREADPOOL_THREAD_COUNT" in names.HOST_SETTINGS
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Discovery by tag: its settings, and the option that assigns the roles at the discovery subscriptions.
+SUBSCRIPTION_A = "aaaaaaaa-0000-0000-0000-000000000001"
+SUBSCRIPTION_B = "bbbbbbbb-0000-0000-0000-000000000002"
+
+
+def _property(operand, name) -> dict:
+    """pycep's tree of `operand.name`."""
+    return {"operator": {"type": "property_accessor", "operands": {"operand_1": operand, "operand_2": name}}}
+
+
+def _subscription(subscription_id=None) -> dict:
+    """pycep's tree of `subscription()` or `subscription(id)`."""
+    return {"function": {"type": "subscription", "parameters": {"subscription_id": subscription_id}}}
+
+
+def _output(symbol: str, name: str, nested: bool = True) -> dict:
+    """pycep's tree of `symbol.outputs.name` (nested) or `symbol.name`."""
+    return _property(symbol, _property("outputs", name) if nested else name)
+
+
+def _description(parameter: dict) -> str:
+    return {d["type"]: d["argument"] for d in parameter["decorators"]}["description"]
+
+
+def _function_app_setting(trees, setting: str, **parameters):
+    """An app setting as main.bicep passes it to the function app, for the given parameters."""
+    tree = trees["main.bicep"]
+    parameter = app_settings(trees)[setting]
+    assert isinstance(parameter, str) and parameter in trees["modules/functionapp.bicep"]["parameters"], setting
+    return evaluate(body(tree["modules"]["functionApp"]["config"])["params"][parameter], tree, parameters)
+
+
+def test_discovery_parameters_are_declared_with_their_defaults(trees):
+    main = trees["main.bicep"]["parameters"]
+    assert main["discoverySubscriptions"]["type"] == "array"
+    assert main["discoverySubscriptions"]["default"] == []
+    assert main["discoveryTag"]["type"] == "string"
+    assert main["discoveryTag"]["default"] == settings.DEFAULT_DISCOVERY_TAG
+    assert main["discoveryKeyVaultUri"]["type"] == "string"
+    assert main["discoveryKeyVaultUri"]["default"] == ""
+    # azd passes an environment value as text: the array's description says to give JSON, and from which azd.
+    subscriptions = _description(main["discoverySubscriptions"])
+    for words in ("DISCOVERY_SUBSCRIPTIONS", "JSON array", "azd env set", "1.23.4", "Empty: discovery off"):
+        assert words in subscriptions, words
+    assert "DISCOVERY_TAG" in _description(main["discoveryTag"])
+    assert "DISCOVERY_KEY_VAULT_URI" in _description(main["discoveryKeyVaultUri"])
+
+
+def test_discovery_settings_are_passed_to_the_app(trees):
+    settings_ = app_settings(trees)
+    assert settings_["DISCOVERY_SUBSCRIPTIONS"] == "discoverySubscriptions"
+    assert settings_["DISCOVERY_TAG"] == "discoveryTag"
+    assert settings_["DISCOVERY_KEY_VAULT_URI"] == "discoveryKeyVaultUri"
+    functionapp = trees["modules/functionapp.bicep"]["parameters"]
+    for parameter in ("discoverySubscriptions", "discoveryTag", "discoveryKeyVaultUri"):
+        assert functionapp[parameter]["type"] == "string", parameter  # app settings are strings
+    # Off by default: an empty DISCOVERY_SUBSCRIPTIONS, which the code reads as "no discovery".
+    assert _function_app_setting(trees, "DISCOVERY_SUBSCRIPTIONS") == ""
+    # The array becomes the comma-separated list the code reads.
+    given = {"discoverySubscriptions": [SUBSCRIPTION_A, SUBSCRIPTION_B]}
+    assert _function_app_setting(trees, "DISCOVERY_SUBSCRIPTIONS", **given) == f"{SUBSCRIPTION_A},{SUBSCRIPTION_B}"
+    assert _function_app_setting(trees, "DISCOVERY_TAG") == settings.DEFAULT_DISCOVERY_TAG
+    assert _function_app_setting(trees, "DISCOVERY_TAG", discoveryTag="team=blue") == "team=blue"
+    # '' is what azd passes for an empty DISCOVERY_TAG: the default, like an unset one.
+    assert _function_app_setting(trees, "DISCOVERY_TAG", discoveryTag="") == settings.DEFAULT_DISCOVERY_TAG
+    assert _function_app_setting(trees, "DISCOVERY_KEY_VAULT_URI") == ""
+    vault = "https://kv-fleet.vault.azure.net/"
+    assert _function_app_setting(trees, "DISCOVERY_KEY_VAULT_URI", discoveryKeyVaultUri=vault) == vault
+
+
+def test_parameters_file_maps_the_discovery_parameters_to_azd_environment_values(trees):
+    parameters = json.loads(read(INFRA / "main.parameters.json"))["parameters"]
+    declared = trees["main.bicep"]["parameters"]
+    for name, placeholder in (
+        ("discoverySubscriptions", "${DISCOVERY_SUBSCRIPTIONS}"),
+        ("discoveryTag", "${DISCOVERY_TAG}"),
+        ("discoveryKeyVaultUri", "${DISCOVERY_KEY_VAULT_URI}"),
+        ("assignRotatorRoleAtDiscoveryScopes", "${ASSIGN_ROTATOR_ROLE_AT_DISCOVERY_SCOPES}"),
+    ):
+        # No default in the placeholder: an unset variable leaves the parameter out, so main.bicep's default
+        # applies (azd: loadParameters; a bool's "true"/"false" text is converted, armParameterFileValue).
+        assert parameters[name] == {"value": placeholder}, name
+        assert name in declared, name
+
+
+def _discovery_role_subscriptions(trees, **parameters) -> list:
+    """The subscriptions main.bicep deploys discovery-access.bicep to, for the given parameters."""
+    tree = trees["main.bicep"]
+    module = tree["modules"]["discoveryAccess"]["config"]
+    array = module["loop_type"]["detail"]["array_name"]
+    return evaluate(array, tree, parameters)
+
+
+def test_the_discovery_role_option_is_off_by_default(trees):
+    main = trees["main.bicep"]["parameters"]
+    option = main["assignRotatorRoleAtDiscoveryScopes"]
+    assert option["type"] == "bool" and option["default"] is False
+    # The trade-off is in the description, where an operator turning it on reads it.
+    description = _description(option)
+    for words in ("EVERY Cosmos DB account", "not only the tagged ones", "RBAC cannot filter by tag", "per account",
+                  "More targets"):
+        assert words in description, words
+    # Off: no subscription-scope assignment, even with discovery subscriptions, and the roles stay assignable in
+    # the account's subscription only.
+    given = {"discoverySubscriptions": [SUBSCRIPTION_A, SUBSCRIPTION_B]}
+    assert _discovery_role_subscriptions(trees) == []
+    assert _discovery_role_subscriptions(trees, **given) == []
+    roles = body(trees["main.bicep"]["modules"]["cosmosRoles"]["config"])["params"]
+    assert evaluate(roles["extraAssignableSubscriptionIds"], trees["main.bicep"], given) == []
+
+
+def test_the_discovery_role_option_assigns_the_roles_once_per_discovery_subscription(trees):
+    on = {"assignRotatorRoleAtDiscoveryScopes": True}
+    assert _discovery_role_subscriptions(trees, **on) == []  # no discovery, nothing to assign
+    given = {**on, "discoverySubscriptions": [SUBSCRIPTION_A, SUBSCRIPTION_B]}
+    assert _discovery_role_subscriptions(trees, **given) == [SUBSCRIPTION_A, SUBSCRIPTION_B]
+    twice = {**on, "discoverySubscriptions": [SUBSCRIPTION_A, SUBSCRIPTION_B, SUBSCRIPTION_A]}
+    assert _discovery_role_subscriptions(trees, **twice) == [SUBSCRIPTION_A, SUBSCRIPTION_B]
+    # One subscription-scope module per subscription, at that subscription, for the same principals as the
+    # account's and the vault's assignments.
+    tree = trees["main.bicep"]
+    module = tree["modules"]["discoveryAccess"]
+    assert module["detail"]["path"] == "modules/discovery-access.bicep"
+    loop = module["config"]["loop_type"]["detail"]
+    config = body(module["config"])
+    assert config["scope"] == _subscription(loop["item_name"])
+    assert "${" + f"uniqueString({loop['item_name']})" + "}" in config["name"]  # a deployment name per subscription
+    params = config["params"]
+    assert params["principals"] == "rotationPrincipals"
+    assert params["rotatorRoleId"] == _output("cosmosRoles", "rotatorRoleId")
+    # The operation status role, when granted (the output is empty otherwise), except in the account's own
+    # subscription, where cosmos-roles.bicep assigns it already under the same name.
+    status = params["operationStatusRoleId"]["operator"]
+    assert status["type"] == "conditional"
+    assert status["operands"]["true_value"] == ""
+    assert status["operands"]["false_value"] == _output("cosmosRoles", "operationStatusRoleId")
+    condition = status["operands"]["condition"]
+    item = loop["item_name"]
+    account = {"existingCosmosAccountId": EXISTING_ACCOUNT}  # in subscription 0000
+    assert evaluate(condition, tree, {**account, item: "0000"}) is True
+    assert evaluate(condition, tree, {**account, item: SUBSCRIPTION_A}) is False
+    # Azure's subscription ids ignore case, and so does the comparison.
+    account = {"existingCosmosAccountId": EXISTING_ACCOUNT.replace("/0000/", f"/{SUBSCRIPTION_A}/")}
+    assert evaluate(condition, tree, {**account, item: SUBSCRIPTION_A.upper()}) is True
+    roles = trees["modules/cosmos-roles.bicep"]
+    status_output = roles["outputs"]["operationStatusRoleId"]["value"]["operator"]
+    assert status_output["operands"] == {
+        "condition": "grantOperationStatusRead",
+        "true_value": "operationStatusRoleId",
+        "false_value": "",
+    }
+    assert roles["outputs"]["rotatorRoleId"]["value"] == _output("rotatorRole", "name", nested=False)
+
+
+def test_the_roles_are_assignable_at_the_discovery_subscriptions_only_when_assigned_there(trees):
+    # A custom role can be assigned only within its assignableScopes: cosmos-roles.bicep adds the same list of
+    # subscriptions that discovery-access.bicep is deployed to, and nothing by default.
+    main = trees["main.bicep"]
+    loop = main["modules"]["discoveryAccess"]["config"]["loop_type"]["detail"]
+    roles_params = body(main["modules"]["cosmosRoles"]["config"])["params"]
+    assert roles_params["extraAssignableSubscriptionIds"] == loop["array_name"] == "discoveryRoleSubscriptions"
+    tree = trees["modules/cosmos-roles.bicep"]
+    extra = tree["variables"]["extraAssignableScopes"]["value"]
+    assert extra["loop_type"]["detail"] == {"item_name": "id", "array_name": "extraAssignableSubscriptionIds"}
+    assert extra["config"] == "/subscriptions/${toLower(id)}"
+    this_subscription = _property(_subscription(), "id")
+    scopes = tree["variables"]["assignableScopes"]["value"]["function"]
+    assert scopes["type"] == "union"
+    assert scopes["parameters"] == {"arg_1": [this_subscription], "arg_2": "extraAssignableScopes"}
+    for symbol in ("rotatorRole", "operationStatusRole"):
+        assert body(tree["resources"][symbol]["config"])["properties"]["assignableScopes"] == "assignableScopes"
+
+
+def test_discovery_access_assigns_both_roles_at_its_subscription_to_each_principal(trees):
+    tree = trees["modules/discovery-access.bicep"]
+    assert tree["globals"]["scope"]["value"] == "subscription"
+    assignments = {s: r for s, r in tree["resources"].items() if r["type"] == "Microsoft.Authorization/roleAssignments"}
+    assert set(assignments) == {"rotatorAssignments", "operationStatusAssignments"}
+    this_subscription_id = _property(_subscription(), "id")
+    principal_id = _property("principal", "principalId")
+    roles = {"rotatorAssignments": "rotatorRoleId", "operationStatusAssignments": "operationStatusRoleId"}
+    for symbol, role in roles.items():
+        resource = assignments[symbol]
+        loop = resource["config"]["loop_type"]["detail"]
+        config = body(resource["config"])
+        assert "scope" not in config  # the module's subscription
+        # Named guid(subscription scope, principal, role), like every other assignment.
+        guid_call = config["name"]["function"]
+        assert guid_call["type"] == "guid"
+        assert guid_call["parameters"] == {
+            "base_string": this_subscription_id,
+            "extra_string_1": principal_id,
+            "extra_string_2": role,
+        }
+        properties = config["properties"]
+        assert properties["principalId"] == principal_id
+        assert properties["principalType"] == _property("principal", "principalType")
+        # The role as this subscription sees it: subscriptionResourceId() without a subscription argument.
+        assert properties["roleDefinitionId"] == {
+            "function": {
+                "type": "subscription_resource_id",
+                "parameters": {
+                    "resource_type": "Microsoft.Authorization/roleDefinitions",
+                    "resource_name_1": role,
+                    "resource_name_2": None,
+                    "subscription_id": None,
+                },
+            }
+        }
+        principals = evaluate(loop["array_name"], tree, {"principals": ["app", "operator"], role: "role-guid"})
+        assert principals == ["app", "operator"]
+    # No operation status role id (not granted, or the account's subscription): no such assignment.
+    status_loop = assignments["operationStatusAssignments"]["config"]["loop_type"]["detail"]["array_name"]
+    assert evaluate(status_loop, tree, {"principals": ["app"], "operationStatusRoleId": ""}) == []

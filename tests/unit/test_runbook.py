@@ -54,7 +54,7 @@ def test_every_code_the_code_emits_is_in_the_table_and_every_code_in_the_table_i
 def test_the_readme_lists_every_code_the_http_routes_answer():
     import re
 
-    source = (ROOT / "cosmos_key_rotation" / "functions" / "http_api.py").read_text(encoding="utf-8")
+    source = (ROOT / "cosmos_key_rotation" / "http_routes.py").read_text(encoding="utf-8")
     answered = set(re.findall(r'HttpError\(\d{3}, "([A-Za-z]+)"', source))
     answered |= set(re.findall(r'_STATE_CONFLICTS = \(([^)]*)\)', source)[0].replace('"', "").replace(" ", "")
                     .split(",")) - {""}
