@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .budgets import UNLIMITED, Budgets
 from .error_table import from_sdk
 from .errors import RotationError
 from .settings import Target
@@ -52,16 +51,13 @@ class Accounts:
     """The Resource Manager calls of a rotation, each translated into RotationError on failure."""
 
     def __init__(self, management_client_for: Any, confirm_wait_seconds: float = CONFIRM_WAIT_SECONDS,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 budgets: Budgets = UNLIMITED) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self._client_for = management_client_for
-        self.budgets = budgets
         self.confirm_wait_seconds = confirm_wait_seconds
         self._sleep, self._clock = sleep, clock
 
     def get(self, target: Target) -> AccountState:
         try:
-            self.budgets.spend("ARM_READ_BUDGET", target.subscription_id)
             account = self._client_for(target.subscription_id).database_accounts.get(
                 target.resource_group, target.account
             )
@@ -78,13 +74,11 @@ class Accounts:
     def list(self, subscription_id: str) -> list[Any]:
         """Every Cosmos DB account of the subscription (with its tags), all pages. Raises the SDK's errors:
         the caller says which subscription failed."""
-        self.budgets.spend("ARM_READ_BUDGET", subscription_id)
         return list(self._client_for(subscription_id).database_accounts.list())
 
     def keys(self, target: Target) -> dict[str, str]:
         """All four keys by kind. The values are secrets: never log them."""
         try:
-            self.budgets.spend("ARM_WRITE_BUDGET", target.subscription_id)  # a POST action: a write
             keys = self._client_for(target.subscription_id).database_accounts.list_keys(
                 target.resource_group, target.account
             )

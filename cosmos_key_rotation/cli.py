@@ -25,7 +25,7 @@ from .settings import SettingsError, load_settings, read_settings_file
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Threads for --all. Most of a rotation is waiting for Azure, and the request budgets (budgets.py) keep
 # the rate within Azure's limits, so this only caps memory and connections (clients.POOL_SIZE per host).
-DEFAULT_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = 128
 
 EPILOG = f"""\
 settings (from the environment, or the Values of --settings local.settings.json; README "Configuration"):

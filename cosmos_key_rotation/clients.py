@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .budgets import Budgets, budget_policy
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -19,7 +20,11 @@ if TYPE_CHECKING:
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 # Connections each host keeps open: a fleet rotation sends many requests to one Resource Manager, vault or
 # storage host at once, and requests' default pool (10 per host) would open and drop the rest each time.
-POOL_SIZE = 64
+POOL_SIZE = 128
+# A fleet rotation shares Azure's request budgets with everything else the identity does, so a 429 is
+# answered by waiting its Retry-After again and again rather than by failing after azure-core's default 3
+# tries (a POST is still not retried blindly: regenerateKey is sent with retry_total=0).
+PATIENT_RETRIES = {"retry_total": 10, "retry_backoff_max": 30}
 _session_lock = threading.Lock()
 _session: Any = None
 
@@ -59,8 +64,9 @@ def is_loopback(url: str) -> bool:
 class Clients:
     """One credential and one client per service endpoint, created on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, budgets: Budgets | None = None) -> None:
         self.settings = settings
+        self.budgets = budgets or Budgets(dict(settings.budgets))
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Any] = {}
 
@@ -93,6 +99,8 @@ class Clients:
                 base_url=endpoint,
                 credential_scopes=[self.settings.cloud.arm_scope(endpoint)],
                 transport=pooled_transport(),
+                per_retry_policies=[budget_policy(self.budgets, subscription_id, "arm")],
+                **PATIENT_RETRIES,
             )
 
         return self._cached("arm", subscription_id, build)
@@ -104,7 +112,9 @@ class Clients:
             # Key Vault checks that the vault host ends with the challenge's resource domain; a loopback
             # vault (the local emulator) cannot, so the check is relaxed for loopback hosts only.
             return SecretClient(vault_uri, self.credential, verify_challenge_resource=not is_loopback(vault_uri),
-                                transport=pooled_transport())
+                                transport=pooled_transport(),
+                                per_retry_policies=[budget_policy(self.budgets, vault_uri, "vault")],
+                                **PATIENT_RETRIES)
 
         return self._cached("vault", vault_uri, build)
 

@@ -38,7 +38,7 @@ _CODES = (
     ErrorCode("AccountBusy", True,
               "Cosmos DB is running another operation on the account (412 PreconditionFailed)",
               "retried; nothing to do unless it lasts for hours"),
-    ErrorCode("Throttled", True, "a service answered 429 beyond the SDK's retries",
+    ErrorCode("Throttled", True, "a service answered 429 for more than 10 minutes of Retry-After waits",
               "retried; if it persists, spread the fleet's rotations"),
     ErrorCode("ServiceUnavailable", True, "a service answered 5xx or timed out beyond the SDK's retries",
               "retried; check Azure status if it persists"),

@@ -7,8 +7,8 @@ account's keysMetadata; and, when it outlasts the caller's wait, handed back to 
   moves only when a regeneration completes, so the account is read until the key's generationTime passes
   the value read before the request (the lost request acted) or the wait ends; only then is one new request
   sent. A 429 did not act: Resource Manager throttles before the request reaches the resource provider
-  (docs: "Understand how Azure Resource Manager throttles requests"), so it is sent again after its
-  Retry-After.
+  (docs: "Understand how Azure Resource Manager throttles requests"); the client's budget policy sends it
+  again after its Retry-After (budgets.py), and one that still comes back is a refusal.
 - The operation is followed through its Azure-AsyncOperation URL, here rather than with azure-core's
   ARMPolling, because a regeneration can take hours (Azure documents minutes to hours on a large account):
   a queue worker checks it, and when it is still running hands the URL to a continuation message that
@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from .accounts import Accounts, AccountState
+from .budgets import retry_after
 from .error_table import from_sdk
 from .errors import RotationError
 from .settings import Target
@@ -33,13 +34,12 @@ from .settings import Target
 # Waits between two checks of a running operation when the service names none, then the last one repeated:
 # a 3 s regeneration is seen done at 3.5 s; a 5-minute one costs 34 checks.
 POLL_INTERVALS = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
-# How many regenerateKey requests one rotation sends at most.
+# How many regenerateKey requests with an unclear answer one rotation sends at most.
 SEND_ATTEMPTS = 3
-MAX_RETRY_AFTER_SECONDS = 60.0
 # Answers to the POST that prove it did not act: Resource Manager or Cosmos DB refused it, or no token.
 # (A dropped connection, a 5xx or a 429 may come after the service acted: those are unclear.)
 _REFUSED = ("BadRequest", "AuthenticationFailed", "AuthorizationFailed", "AccountNotFound", "ScopeLocked",
-            "CredentialUnavailable", "UnexpectedServiceAnswer")
+            "CredentialUnavailable", "UnexpectedServiceAnswer", "Throttled")
 _FINAL = {"succeeded": "Succeeded", "failed": "Failed", "canceled": "Canceled", "cancelled": "Canceled"}
 
 
@@ -54,12 +54,7 @@ class StillRegenerating(Exception):
 @dataclass(frozen=True)
 class _Accepted:
     operation_url: str | None  # None: Resource Manager named none; keysMetadata alone tells when it is done
-
-
-class _Throttled(RotationError):
-    def __init__(self, code: str, message: str, retry_after: float | None) -> None:
-        super().__init__(code, message)
-        self.retry_after = retry_after
+    retry_after: float | None  # when the 202 says to look first
 
 
 class Regenerator:
@@ -87,29 +82,32 @@ class Regenerator:
             before_send()
             answer = self._send(target, kind, resent=attempt > 1)
             if isinstance(answer, _Accepted):
+                # Nothing is done the instant it is accepted: the first look waits the 202's Retry-After, or
+                # the first interval.
+                first = max(answer.retry_after or 0.0, POLL_INTERVALS[0])
+                if wait_seconds is None or first <= wait_seconds:
+                    self._sleep(first)
                 remaining = None if wait_seconds is None else max(0.0, wait_seconds - (self._clock() - started))
-                return self.follow(target, kind, before, answer.operation_url, remaining, on_wait)
+                return self.follow(target, kind, before, answer.operation_url, remaining, on_wait, checks=1)
             last = answer
-            if isinstance(answer, _Throttled):  # refused before it reached Cosmos DB: send again when told
-                self._sleep(answer.retry_after or 5.0)
-                continue
             account = self.watch(target, kind, before)
             if account is not None:  # the unclear request did act
                 return account
         assert last is not None
-        if last.code in ("AccountBusy", "Throttled"):  # still refused after our last request: nothing acted
+        if last.code == "AccountBusy":  # still refused after our last request: nothing acted
             raise RotationError(last.code, last.message)
         raise RotationError("RegenerationUnconfirmed", f"{last.message}; keysMetadata showed no new {kind} key "
                             f"within {self.confirm_wait_seconds:g} s of any of {SEND_ATTEMPTS} requests (the next "
                             "attempt reads it again before sending anything)")
 
     def follow(self, target: Target, kind: str, before: datetime | None, operation_url: str | None,
-               wait_seconds: float | None, on_wait: Callable[[float], None] | None = None) -> AccountState:
+               wait_seconds: float | None, on_wait: Callable[[float], None] | None = None,
+               checks: int = 0) -> AccountState:
         """Check the accepted operation until it ends, then read keysMetadata until it shows the new key.
         With `wait_seconds` 0 it checks once (a continuation). Raises StillRegenerating while it runs past
-        the wait, RegenerationFailed when it ended Failed or Canceled (the key did not change)."""
+        the wait, RegenerationFailed when it ended Failed or Canceled (the key did not change). `checks`
+        says how far along the growing intervals the waiting already is."""
         started = self._clock()
-        checks = 0
         while operation_url is not None:
             status, hint, error = self._check(target, operation_url)
             if status == "Succeeded":
@@ -117,7 +115,9 @@ class Regenerator:
             if status in ("Failed", "Canceled"):
                 raise RotationError("RegenerationFailed", f"Resource Manager could not regenerate the {kind} key of "
                                     f"{target.account}: the operation ended {status}: {error}")
-            delay = hint if hint is not None else POLL_INTERVALS[min(checks, len(POLL_INTERVALS) - 1)]
+            # The service's Retry-After when it names one (never under the first interval: `0` must not spin).
+            grown = POLL_INTERVALS[min(checks, len(POLL_INTERVALS) - 1)]
+            delay = grown if hint is None else max(hint, POLL_INTERVALS[0])
             checks += 1
             elapsed = self._clock() - started
             if wait_seconds is not None and elapsed + delay > wait_seconds:
@@ -168,7 +168,6 @@ class Regenerator:
 
         try:
             # polling=False: the operation is followed by follow(), which a continuation can resume.
-            self.accounts.budgets.spend("ARM_WRITE_BUDGET", target.subscription_id)
             self._client_for(target.subscription_id).database_accounts.begin_regenerate_key(
                 target.resource_group, target.account, DatabaseAccountRegenerateKeyParameters(key_kind=kind),
                 polling=False, retry_total=0, raw_response_hook=keep_headers)
@@ -176,14 +175,13 @@ class Regenerator:
             raise from_sdk(exc, "arm", action) from None
         except Exception as exc:
             error = from_sdk(exc, "arm", action)
-            if error.code == "Throttled":
-                return _Throttled(error.code, error.message, _retry_after(getattr(exc, "response", None)))
             # A first 412 is someone else's operation; after a resend it may be ours, still running.
             if error.code in _REFUSED or (error.code == "AccountBusy" and not resent):
                 raise error from None
             return error
         lowered = {name.lower(): value for name, value in headers.items()}
-        return _Accepted(lowered.get("azure-asyncoperation") or lowered.get("location"))
+        return _Accepted(lowered.get("azure-asyncoperation") or lowered.get("location"),
+                         retry_after(headers))
 
     def _check(self, target: Target, url: str) -> tuple[str, float | None, str]:
         """One GET of the operation (a read: azure-core's retries apply). Its status, the service's
@@ -192,12 +190,11 @@ class Regenerator:
         from azure.core.rest import HttpRequest
 
         try:
-            self.accounts.budgets.spend("ARM_READ_BUDGET", target.subscription_id)
             response = self._client_for(target.subscription_id).send_request(HttpRequest("GET", url))
             response.raise_for_status()
         except Exception as exc:
             raise from_sdk(exc, "arm", f"check the regeneration of {target.account}") from None
-        hint = _retry_after(response)
+        hint = retry_after(response.headers)
         if response.status_code == 202:
             return "InProgress", hint, ""
         try:
@@ -208,16 +205,3 @@ class Regenerator:
         error = document.get("error") or {}
         detail = f"{error.get('code', 'OperationFailed')}: {error.get('message', '')}".strip(": ")
         return _FINAL.get(status.lower(), "InProgress"), hint, detail
-
-
-def _retry_after(response: Any) -> float | None:
-    """The wait an answer names: retry-after-ms (Azure's milliseconds), else Retry-After in seconds."""
-    headers = {name.lower(): value for name, value in (getattr(response, "headers", None) or {}).items()}
-    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            seconds = float(headers[name]) * scale
-        except (KeyError, ValueError):
-            continue
-        if seconds > 0:
-            return min(seconds, MAX_RETRY_AFTER_SECONDS)
-    return None

@@ -36,9 +36,9 @@ DISCOVERY_MAX_AGE_SECONDS = 300.0
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.clients = Clients(settings)
         self.budgets = Budgets(dict(settings.budgets))
-        self.accounts = Accounts(self.clients.cosmos_management, budgets=self.budgets)
+        self.clients = Clients(settings, self.budgets)
+        self.accounts = Accounts(self.clients.cosmos_management)
         self.regenerator = Regenerator(self.accounts, self.clients.cosmos_management)
         self.worker_wait_seconds = WORKER_WAIT_SECONDS
         self.continuation_delay_scale = 1.0  # tests shorten the waits between continuation checks
@@ -73,7 +73,7 @@ class Runtime:
         raise KeyError(name)
 
     def vault(self, vault_uri: str) -> Vault:
-        return Vault(self.clients.secrets(vault_uri), vault_uri, self.budgets)
+        return Vault(self.clients.secrets(vault_uri))
 
     @cached_property
     def leases(self) -> Leases:

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .budgets import UNLIMITED, Budgets
 from .error_table import from_sdk
 from .errors import RotationError
 
@@ -45,10 +44,8 @@ def _secret(name: str, properties: Any, value: str = "") -> LiveSecret:
 
 
 class Vault:
-    def __init__(self, secret_client: Any, vault_uri: str = "", budgets: Budgets = UNLIMITED) -> None:
+    def __init__(self, secret_client: Any) -> None:
         self._client = secret_client
-        self._vault_uri = vault_uri
-        self._budgets = budgets
 
     def live(self, name: str) -> LiveSecret | None:
         """The latest version, or None when the secret does not exist yet."""
@@ -109,7 +106,6 @@ class Vault:
         """Add a new version and return its id. Every call adds a version; the caller decides when."""
         expires_on = datetime.now(timezone.utc) + timedelta(days=validity_days)
         try:
-            self._budgets.spend("KEY_VAULT_WRITE_BUDGET", self._vault_uri)
             secret = self._client.set_secret(
                 name, value, content_type=CONTENT_TYPE, tags=tags, expires_on=expires_on, enabled=True
             )

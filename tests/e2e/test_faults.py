@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from cosmos_key_rotation import budgets
 from cosmos_key_rotation.error_codes import CODES
 from cosmos_key_rotation.runtime import get_runtime
 
@@ -201,12 +202,15 @@ def test_a_regeneration_slower_than_the_function_timeout_resumes_on_the_next_del
 
 
 @pytest.mark.parametrize("operation", ["getSecret", "setSecret"])
-def test_key_vault_throttling_and_outage_beyond_the_sdk_retries(world, caplog, operation):
+def test_key_vault_throttling_and_outage_beyond_the_retries(world, caplog, monkeypatch, operation):
     quick(world)
+    # Production waits out 429s for 10 minutes; 2 s here. With Retry-After 1 the budget policy sends 3 times
+    # (0, 1, 2 s), then each of azure-core's 3 status retries once: 6 throttled answers fail one delivery.
+    monkeypatch.setattr(budgets, "THROTTLED_PATIENCE_SECONDS", 2.0)
     host, held = rotated_once(world)
     rotation = request(host, world)
-    # Each call is sent 4 times (3 retries): one delivery fails throttled, the next with 503, the third works.
-    world.admin.add_fault({"service": "vault", "operation": operation, "status": 429, "retryAfter": 0, "count": 4})
+    # The next delivery meets a 503 sent 4 times (3 retries); the third delivery works.
+    world.admin.add_fault({"service": "vault", "operation": operation, "status": 429, "retryAfter": 1, "count": 6})
     world.admin.add_fault({"service": "vault", "operation": operation, "status": 503, "count": 4})
     with caplog.at_level("INFO"):
         assert host.process_queues(timeout=120) == 3
