@@ -125,3 +125,59 @@ def test_accounts_are_discovered_by_tag_and_an_unadopted_one_is_reported_once(em
     shown = {t["target"]: t for t in status["targets"] if t["target"].startswith(base)}
     assert set(shown) == set(names) and {t["origin"] for t in shown.values()} == {"discovered"}
     assert shown[names[2]]["adopted"] is False
+
+
+def test_a_regeneration_past_its_timeout_ends_regeneration_timed_out(world, caplog):
+    from dataclasses import replace
+
+    runtime = get_runtime()
+    runtime.worker_wait_seconds = 1.0
+    runtime.continuation_delay_scale = 0.1
+    # REGENERATION_TIMEOUT_MINUTES counts whole minutes; scaled here as the delays are (0.05 min = 3 s).
+    runtime.settings = replace(runtime.settings, regeneration_timeout_minutes=0.05)
+    world.admin.configure(regenerationSeconds=600.0, pollRetryAfterMs=0)
+    held = world.live_secret().value
+    host = world.host()
+    host.run_timer("scheduled_rotation")
+    with caplog.at_level("INFO"):
+        host.process_queues(timeout=60)
+    assert events(caplog, "RotationWaiting")
+    (failed,) = events(caplog, "RotationFailed")
+    assert failed.errorCode == "RegenerationTimedOut" and "REGENERATION_TIMEOUT_MINUTES" in failed.errorMessage
+    assert not events(caplog, "RotationSucceeded")
+    # Nothing published; the key applications hold is untouched; the account is free for the next rotation.
+    assert world.live_secret().value == held and world.key_works(held)
+    assert runtime.leases.in_progress(runtime.settings.target(world.account)) is None
+
+
+def test_a_fleet_under_resource_manager_throttling_rotates_every_account(world, subprocess_env):
+    """Azure's buckets, shrunk so that a handful of accounts empties them: every 429 is absorbed (its
+    Retry-After honoured, regenerateKey sent again), no rotation fails, none regenerates twice."""
+    from tests.conftest import RESOURCE_GROUP, SUBSCRIPTION
+
+    names = [f"{world.account}-f{i}" for i in range(8)]
+    for name in names:
+        world.admin.create_account(SUBSCRIPTION, RESOURCE_GROUP, name)
+    targets = [{"name": n, "subscriptionId": SUBSCRIPTION, "resourceGroup": RESOURCE_GROUP, "account": n,
+                "keyVaultUri": world.env["KEY_VAULT_URI"]} for n in names]
+    subprocess_env.update({"ROTATION_TARGETS": json.dumps(targets), "COSMOS_ACCOUNT_NAME": "",
+                           "COSMOS_SUBSCRIPTION_ID": "", "COSMOS_RESOURCE_GROUP": "", "VERIFY_NEW_KEY": "false"})
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "cosmos_key_rotation", *args, "--json"], env=subprocess_env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)["results"]
+
+    cli("adopt", "--all", "--key-kind", "primary")
+    world.admin.configure(regenerationSeconds=0.5, pollRetryAfterMs=0, armReadBucket=[6, 4], armWriteBucket=[3, 2])
+    world.admin.reset_metrics()
+    try:
+        results = cli("rotate", "--all")
+    finally:
+        world.admin.set_throttling(True)
+    metrics = world.admin.reset_metrics()
+    assert {r["target"]: r["outcome"] for r in results} == {n: "succeeded" for n in names}
+    assert metrics["arm"]["throttled"] > 0  # the buckets did run dry
+    regenerations = metrics["arm"]["operations"]["regenerateKey"]
+    assert regenerations["requests"] - regenerations["throttled"] == len(names)  # each acted once
