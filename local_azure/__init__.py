@@ -7,6 +7,8 @@ against it. It serves, each on its own loopback port:
 - Resource Manager for ``Microsoft.DocumentDB/databaseAccounts`` (HTTPS),
 - Key Vault secrets, one port per vault (HTTPS),
 - each Cosmos DB account's data plane, one port per account (HTTPS),
+- the Azure Monitor Logs query API of one Log Analytics workspace, which the data planes' diagnostic
+  logs (table CDBDataPlaneRequests) go to (HTTPS, ``logs.py``),
 
 plus an admin API under ``<arm>/_emulator/`` (see ``control.py``)::
 
@@ -37,6 +39,7 @@ from .faults import OPERATIONS, FaultRegistry
 from .http import Listener, stop_all
 from .identity import TOKEN_PATH, IdentityService
 from .keyvault import VaultService, new_vault
+from .logs import LogsService
 from .state import (
     DEFAULT_LOCATIONS,
     KEY_KINDS,
@@ -107,6 +110,9 @@ class Emulator:
         with self._lock:
             self._listeners["arm"] = arm.start()
         self.create_vault(self.default_vault, port=self._ports["vault"])
+        logs = Listener(LogsService(self.state, self.faults), self.host, 0, self._tls.server_context())
+        with self._lock:
+            self._listeners["logs"] = logs.start()
         self._admin = AdminClient(self.arm_url, self.ca_file)
 
     def stop(self) -> None:
@@ -140,6 +146,16 @@ class Emulator:
         return self._listener(f"vault:{self.default_vault.lower()}").base_url + "/"
 
     @property
+    def logs_url(self) -> str:
+        """The Logs query API, ``https://127.0.0.1:<port>`` (what LOGS_ENDPOINT points the app at)."""
+        return self._listener("logs").base_url
+
+    @property
+    def workspace_id(self) -> str:
+        """The Log Analytics workspace every account's diagnostic setting sends its data-plane requests to."""
+        return self.state.workspace_id
+
+    @property
     def identity_endpoint(self) -> str:
         return self._listener("identity").base_url + TOKEN_PATH
 
@@ -170,6 +186,7 @@ class Emulator:
             "IDENTITY_HEADER": self.identity_header,
             "REQUESTS_CA_BUNDLE": self.ca_file,
             "ARM_ENDPOINT": self.arm_url,
+            "LOGS_ENDPOINT": self.logs_url,
         }
 
     def info(self) -> dict[str, Any]:
@@ -177,6 +194,8 @@ class Emulator:
         return {
             "armUrl": self.arm_url,
             "vaultUrl": self.vault_url,
+            "logsUrl": self.logs_url,
+            "workspaceId": self.workspace_id,
             "identityEndpoint": self.identity_endpoint,
             "identityHeader": self.identity_header,
             "caFile": self.ca_file,
@@ -211,7 +230,8 @@ class Emulator:
                                 self._server_context())
             account = Account(subscription_id, resource_group, name, list(locations or DEFAULT_LOCATIONS),
                               listener.base_url + "/", {k: new_account_key() for k in KEY_KINDS},
-                              {k: generated for k in KEY_KINDS}, tags=checked_tags)
+                              {k: generated for k in KEY_KINDS}, tags=checked_tags,
+                              diagnostics_workspace=self.state.workspace_id)
             try:
                 self.state.add_account(account)
             except StateError:
@@ -242,6 +262,17 @@ class Emulator:
         self.state.set_tags(found[0], checked)
         with self.state.lock:
             return {**account_json(found[0]), "documentEndpoint": found[0].document_endpoint}
+
+    def set_diagnostics(self, name: str, workspace_id: str | None) -> dict[str, Any]:
+        """Point an account's diagnostic setting (DataPlaneRequests) at a workspace, or remove it (None)."""
+        found = self.state.find_accounts(name)
+        if len(found) != 1:
+            raise StateError("not_found", f"expected one database account named '{name}', found {len(found)}.")
+        if workspace_id is not None and workspace_id.lower() not in self.state.workspaces:
+            raise StateError("not_found", f"No workspace '{workspace_id}' (the emulator has {self.workspace_id}).")
+        with self.state.lock:
+            found[0].diagnostics_workspace = workspace_id.lower() if workspace_id else None
+        return {"account": name, "workspaceId": found[0].diagnostics_workspace}
 
     def account_keys(self, name: str) -> dict[str, str]:
         """The current keys by kind (``primary`` ...), for in-process tests."""

@@ -99,6 +99,10 @@ class AdminClient:
             payload["resourceGroup"] = resource_group
         return self._call("PATCH", f"accounts/{urllib.parse.quote(name, safe='')}", payload)
 
+    def set_diagnostics(self, account: str, workspace_id: str | None) -> dict[str, Any]:
+        """Send the account's data-plane requests to the workspace's logs, or (None) nowhere."""
+        return self._call("POST", "diagnostics", {"account": account, "workspaceId": workspace_id})
+
     def create_vault(self, name: str) -> dict[str, str]:
         return self._call("POST", "vaults", {"name": name})
 

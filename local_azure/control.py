@@ -7,6 +7,8 @@ errors are ``{"error": {"code", "message"}}``. ``admin.AdminClient`` is its clie
   POST   /_emulator/accounts                  create an account (and its data-plane endpoint), with tags
   GET    /_emulator/accounts                  the accounts, as Resource Manager shows them
   PATCH  /_emulator/accounts/{name}           replace an account's tags
+  POST   /_emulator/diagnostics               {"account", "workspaceId"}: an account's diagnostic setting
+                                              (its data-plane requests logged to the workspace; null: none)
   POST   /_emulator/vaults                    create a vault on its own port
   GET    /_emulator/vaults                    [{"name", "uri"}]
   POST   /_emulator/faults                    add a rule (object) or rules (array)
@@ -57,6 +59,8 @@ class Control(Protocol):
 
     def metrics(self, reset: bool = False) -> dict[str, Any]: ...
 
+    def set_diagnostics(self, name: str, workspace_id: str | None) -> dict[str, Any]: ...
+
     def create_vault(self, name: str) -> dict[str, str]: ...
 
     def vaults(self) -> list[dict[str, str]]: ...
@@ -103,6 +107,7 @@ class ControlApi:
             ("POST", "accounts"): self._create_account,
             ("GET", "accounts"): lambda r: Response(200, {"accounts": self._control.accounts()}),
             ("PATCH", "accounts/{name}"): self._set_account_tags,
+            ("POST", "diagnostics"): self._set_diagnostics,
             ("POST", "vaults"): self._create_vault,
             ("GET", "vaults"): lambda r: Response(200, {"vaults": self._control.vaults()}),
             ("POST", "faults"): self._add_faults,
@@ -128,7 +133,8 @@ class ControlApi:
             return _error(405 if known else 404, "MethodNotAllowed" if known else "NotFound",
                           f"No admin operation {request.method} /_emulator/{resource}.")
         if account_name is not None:
-            request = AccountRequest(request.method, request.target, request.headers, request.body, account_name)
+            request = AccountRequest(request.method, request.target, request.headers, request.body, request.client_ip,
+                                     account_name)
         try:
             return handler(request)
         except (BadRequestBody, FaultRuleError) as exc:
@@ -160,6 +166,11 @@ class ControlApi:
             resource_group=_string(payload, "resourceGroup", required=False),
         )
         return Response(200, account)
+
+    def _set_diagnostics(self, request: Request) -> Response:
+        payload = request.json_object()
+        workspace = _string(payload, "workspaceId", required=False)
+        return Response(200, self._control.set_diagnostics(_string(payload, "account") or "", workspace))
 
     def _create_vault(self, request: Request) -> Response:
         payload = request.json_object()

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote
 from .arm import region_display
 from .faults import FaultRegistry, answer
 from .http import Request, Response
+from .logs import AUTH_TOKEN_TYPES
 from .state import KEY_KINDS, READ_WRITE_KINDS, Account, EmulatorState
 
 _UNAUTHORIZED = ("The input authorization token can't serve the request. The wrong key is being used or the "
@@ -176,6 +177,9 @@ class DataPlaneService:
             if account.propagation.get(kind, 0) > 0:
                 account.propagation[kind] -= 1  # a fresh key that has not "propagated" yet
                 raise Unauthorized
+        # Gateway mode: Azure fills AuthTokenType (KeyType is for direct mode), logs.py.
+        self._state.log_data_plane_request(account, AUTH_TOKEN_TYPES[kind], request.client_ip,
+                                           request.header("user-agent") or "")
 
     @staticmethod
     def _matching_kind(account: Account, request: Request, resource_type: str, links: set[str], x_date: str,

@@ -30,6 +30,7 @@ OPERATIONS: dict[str, frozenset[str]] = {
     }),
     "dataplane": frozenset({"readAccount", "listDatabases", "other"}),
     "identity": frozenset({"token"}),
+    "logs": frozenset({"query"}),
     "storage": frozenset({
         "putBlob", "getBlobProperties", "acquireLease", "renewLease", "releaseLease", "breakLease",
         "createContainer", "other",

@@ -50,6 +50,7 @@ class Request:
     target: str
     headers: Message
     body: bytes = b""
+    client_ip: str = ""
     path: str = field(init=False)
     query: dict[str, str] = field(init=False)
 
@@ -195,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         service = self.server.service
         try:
-            request = Request(self.command, self.path, self.headers, self._read_body())
+            request = Request(self.command, self.path, self.headers, self._read_body(), self.client_address[0])
         except (ValueError, OSError):
             self.close_connection = True
             self.send_error(400)

@@ -9,6 +9,7 @@ issued or stored, so tests can assert that none of them leaks into logs.
 from __future__ import annotations
 
 import base64
+import collections
 import datetime
 import heapq
 import itertools
@@ -191,6 +192,8 @@ class Account:
     propagation: dict[str, int] = field(default_factory=dict)
     data_plane_requests: int = 0
     tags: dict[str, str] = field(default_factory=dict)
+    # The Log Analytics workspace its diagnostic setting sends DataPlaneRequests to (None: no setting).
+    diagnostics_workspace: str | None = None
 
     @property
     def ref(self) -> tuple[str, str, str]:
@@ -358,6 +361,10 @@ class EmulatorState:
         # Each with its own lock: counting and throttling never wait for the state lock.
         self.throttle = Throttler()
         self.metrics = Metrics()
+        # The Log Analytics workspaces, and what the accounts' diagnostic settings sent them (logs.py).
+        self.workspace_id = str(uuid.uuid4())
+        self.workspaces = {self.workspace_id}
+        self._data_plane_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=100_000)
 
     # ----- configuration -------------------------------------------------
 
@@ -377,6 +384,7 @@ class EmulatorState:
                 vault.secrets.clear()
                 vault.deleted.clear()
             self.config = Config()
+            self._data_plane_log.clear()
         self.throttle.reset()
         self.metrics.snapshot(reset=True)
 
@@ -390,6 +398,22 @@ class EmulatorState:
             self.tokens[token] = info
             self.issued.tokens.append(token)
             return token, info
+
+    # ----- diagnostic logs ------------------------------------------------
+
+    def log_data_plane_request(self, account: Account, key: str, client_ip: str, user_agent: str) -> None:
+        """One CDBDataPlaneRequests row, in the workspace the account's diagnostic setting names."""
+        with self.lock:
+            if account.diagnostics_workspace is not None:
+                self._data_plane_log.append({
+                    "workspace": account.diagnostics_workspace, "accountId": account.resource_id, "key": key,
+                    "clientIp": client_ip, "userAgent": user_agent,
+                    "time": datetime.datetime.now(datetime.timezone.utc),
+                })
+
+    def data_plane_log(self, workspace: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self._data_plane_log if r["workspace"] == workspace]
 
     def token_info(self, token: str) -> TokenInfo | None:
         """The token's audience, or None when unknown or expired."""
