@@ -118,6 +118,18 @@ class Clients:
 
         return self._cached("vault", vault_uri, build)
 
+    def logs(self) -> Any:
+        """A LogsQueryClient aimed at the cloud's Logs API (LOGS_ENDPOINT overrides the address, never the
+        token's audience). A query is a POST that only reads, so azure-core's retries are safe for it."""
+
+        def build() -> Any:
+            from azure.monitor.query import LogsQueryClient
+
+            return LogsQueryClient(self.credential, endpoint=self.settings.logs_endpoint,
+                                   audience=self.settings.cloud.logs, transport=pooled_transport())
+
+        return self._cached("logs", self.settings.logs_endpoint, build)
+
     def _storage_kwargs(self, service: str) -> tuple[str | None, dict[str, Any]]:
         storage = self.settings.require_storage()
         if storage.connection_string:

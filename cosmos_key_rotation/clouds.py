@@ -12,10 +12,17 @@ class Cloud:
     authority_host: str
     storage_suffix: str
     key_vault_suffix: str
+    logs: str  # the Azure Monitor Logs query API, also its token audience (azure-monitor-query)
 
     def arm_scope(self, arm_endpoint: str | None = None) -> str:
         """The token scope for Resource Manager: its audience is the endpoint itself."""
         return _audience(arm_endpoint or self.resource_manager) + "/.default"
+
+
+    @property
+    def logs_scope(self) -> str:
+        """The Logs API's token scope: the cloud's own, also when LOGS_ENDPOINT points elsewhere (the emulator)."""
+        return _audience(self.logs) + "/.default"
 
 
 def _audience(endpoint: str) -> str:
@@ -29,6 +36,7 @@ CLOUDS: dict[str, Cloud] = {
         authority_host="login.microsoftonline.com",
         storage_suffix="core.windows.net",
         key_vault_suffix="vault.azure.net",
+        logs="https://api.loganalytics.io",
     ),
     "AzureChinaCloud": Cloud(
         name="AzureChinaCloud",
@@ -36,6 +44,7 @@ CLOUDS: dict[str, Cloud] = {
         authority_host="login.chinacloudapi.cn",
         storage_suffix="core.chinacloudapi.cn",
         key_vault_suffix="vault.azure.cn",
+        logs="https://api.loganalytics.azure.cn",
     ),
     "AzureUSGovernment": Cloud(
         name="AzureUSGovernment",
@@ -43,5 +52,6 @@ CLOUDS: dict[str, Cloud] = {
         authority_host="login.microsoftonline.us",
         storage_suffix="core.usgovcloudapi.net",
         key_vault_suffix="vault.usgovcloudapi.net",
+        logs="https://api.loganalytics.us",
     ),
 }

@@ -24,6 +24,8 @@ TAG_SECRET = "cosmos-key-rotation-secret"
 TAG_READONLY_SECRET = "cosmos-key-rotation-readonly-secret"
 TAG_STRATEGY = "cosmos-key-rotation-strategy"
 TAG_LIVE_KEY = "cosmos-key-rotation-live-key"
+TAG_WORKSPACE = "cosmos-key-rotation-workspace"  # the in-use guard's workspace id, else KEY_USAGE_WORKSPACE_ID
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _SECRET = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 _RESOURCE_ID = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.DocumentDB/"
                           r"databaseAccounts/([^/]+)$", re.IGNORECASE)
@@ -95,6 +97,7 @@ def _target(account: Any, tags: dict[str, str], discovery: Discovery,
     readonly = tags.get(TAG_READONLY_SECRET) or None
     strategy = (tags.get(TAG_STRATEGY) or settings.default_strategy).lower()
     live = tags.get(TAG_LIVE_KEY) or None
+    workspace = tags.get(TAG_WORKSPACE) or None
     why = []
     if not vault or not vault.startswith("https://"):
         why.append(f"no vault: tag {TAG_VAULT} with an https:// vault URI, or set DISCOVERY_KEY_VAULT_URI")
@@ -105,8 +108,10 @@ def _target(account: Any, tags: dict[str, str], discovery: Discovery,
         why.append(f"tag {TAG_STRATEGY} is {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     if live is not None and live not in LIVE_KEY_KINDS:
         why.append(f"tag {TAG_LIVE_KEY} is {live!r}; expected {' or '.join(LIVE_KEY_KINDS)}")
+    if workspace is not None and not _GUID.match(workspace):
+        why.append(f"tag {TAG_WORKSPACE} is {workspace!r}; expected a Log Analytics workspace id (a GUID)")
     if why:
         return None, f"{account_name}: " + "; ".join(why)
     return Target(account_name, subscription, group, account_name, vault or "", secret, readonly, strategy, live,
-                  origin="discovered"), ""
+                  key_usage_workspace_id=workspace, origin="discovered"), ""
 

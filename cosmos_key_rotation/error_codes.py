@@ -110,6 +110,21 @@ _CODES = (
               "not verify",
               "check that applications reach the account with the new secret; the next scheduled run rotates "
               "again"),
+    ErrorCode("KeyStillInUse", False,
+              "the in-use guard (IN_USE_GUARD=enforce) found clients of the key this rotation would regenerate in "
+              "the last IN_USE_WINDOW_HOURS; the message names them; nothing was regenerated",
+              "move those clients to the published secret (re-read it; never copy the key), then rotate when the "
+              "window has passed; or send `force` to rotate anyway"),
+    ErrorCode("KeyUsageUnknown", False,
+              "the in-use guard found no data-plane request of the account at all in the workspace within the "
+              "window: no diagnostic setting (DataPlaneRequests) or no traffic; nothing was regenerated",
+              "turn on the account's diagnostic setting (README, \"The in-use guard\"), or send `force`, or set "
+              "IN_USE_GUARD=warn"),
+    ErrorCode("KeyUsageQueryFailed", True,
+              "the in-use guard could not query the Log Analytics workspace (the message says why); nothing "
+              "was regenerated",
+              "retried; if it persists, check KEY_USAGE_WORKSPACE_ID and the identity's Log Analytics Data Reader "
+              "role on the workspace"),
     ErrorCode("LeaseLost", True,
               "the rotation could no longer renew its lease on the account, so it stopped before changing "
               "anything else",

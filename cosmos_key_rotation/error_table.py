@@ -32,6 +32,7 @@ SERVICES = {
     "storage": "Storage",
     "dataplane": "the Cosmos DB data plane",
     "identity": "the managed identity endpoint",
+    "logs": "Log Analytics",
 }
 ANY = "*"
 

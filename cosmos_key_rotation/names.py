@@ -34,6 +34,10 @@ PRODUCT_SETTINGS = (
     "DISCOVERY_SUBSCRIPTIONS",
     "DISCOVERY_TAG",
     "DISCOVERY_KEY_VAULT_URI",
+    "KEY_USAGE_WORKSPACE_ID",
+    "IN_USE_GUARD",
+    "IN_USE_WINDOW_HOURS",
+    "LOGS_ENDPOINT",
 )
 
 # Settings the Functions host reads, not the product code; the Bicep sets them too.
@@ -83,4 +87,6 @@ EVENT_NAMES = (
     "LiveSecretExpired",
     "RotationWaiting",
     "TargetsDiscovered",
+    "KeyInUse",
+    "KeyUsageUnknown",
 )

@@ -7,6 +7,8 @@ configured, its read-only pair into that one. For each pair:
                  regenerate (under `alternate`, never the live one) and notices an earlier attempt that
                  regenerated and did not publish. It never guesses which key applications use: with no
                  secret nothing is regenerated, unless the target declares that key, which is adopted.
+   guard       — with a workspace (IN_USE_GUARD), read who used that key recently from the account's
+                 diagnostic logs; `in_use_guard.judge` (pure) refuses a key something still uses.
 2. regenerate  — through Resource Manager, sent once; skipped when resuming, so a key is never
                  regenerated twice.
 3. read        — the new connection string.
@@ -24,6 +26,7 @@ outcome); onboarding.py runs the operator's adopt and rollback in it too.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -36,6 +39,8 @@ from .accounts import METADATA_NAMES, Accounts, AccountState, key_of, kind_holdi
 from .continuation import Continuation
 from .errors import LeaseBusy, RotationError
 from .events import EventLog
+from .in_use_guard import judge
+from .key_usage import KeyUsageReader
 from .leases import Marker, NoLease
 from .plan import TRIGGERS, Pair, Plan, RotationRequest, decide
 from .plan import pairs_of as _pairs_of
@@ -121,7 +126,8 @@ class Rotator:
                  regenerator: Regenerator | None = None,
                  hand_over: Callable[[RotationRequest, int], None] | None = None, wait_seconds: float = 60.0,
                  progress: Callable[[str], None] | None = None,
-                 find_target: Callable[[str], Target] | None = None) -> None:
+                 find_target: Callable[[str], Target] | None = None,
+                 key_usage: KeyUsageReader | None = None) -> None:
         """`hand_over` puts a continuation on the queue (the worker); without it (the CLI) a rotation waits
         for Azure in-process however long it takes, reporting to `progress`. With it, the first delivery
         waits up to `wait_seconds` in-process, and each continuation checks once."""
@@ -137,6 +143,7 @@ class Rotator:
         self.wait_seconds = wait_seconds
         self.progress = progress
         self.find_target = find_target or settings.target  # configured targets, and discovered ones
+        self.key_usage = key_usage
 
     # -- one rotation, from request to record -------------------------------------------------------
 
@@ -258,6 +265,8 @@ class Rotator:
             else:
                 result.outcome, result.reason = "skipped", _cooldown_reason(context.plans[0], self.settings)
             return
+        # Every pair's key is judged before any is regenerated: a refusal changes nothing at all.
+        self.guard(context, [p for p in work if p.action == "rotate"])
         for plan in work:
             events = context.events.bind(secretName=plan.pair.secret_name)
             if plan.action == "adopt":
@@ -339,6 +348,38 @@ class Rotator:
         cooldown = timedelta(minutes=self.settings.min_rotation_interval_minutes)
         return decide(pair, target.strategy, live, self._live_kind(target, pair, live), account.key_generated_at,
                       record, request, datetime.now(timezone.utc), cooldown, target.live_key_kind)
+
+    def guard(self, context: Context, plans: list[Plan]) -> None:
+        """Between steps 1 and 2: refuse to regenerate a key something used in the window (in_use_guard.py).
+        Reads only, so a retry simply asks again."""
+        target, request = context.target, context.request
+        workspace = self.settings.workspace_for(target)
+        if not plans or workspace is None or self.key_usage is None:
+            return
+        mode = self.settings.in_use_guard
+        try:
+            usage = self.key_usage.read(workspace, target)
+        except RotationError as error:
+            if mode == "enforce" and not request.force:
+                raise  # KeyUsageQueryFailed: transient, never a silent pass
+            context.events.emit("KeyUsageUnknown", f"KeyUsageUnknown {target.name}: {error.message}; rotating anyway",
+                                logging.WARNING, guard=mode, forced=request.force, errorCode=error.code,
+                                errorMessage=error.message)
+            return
+        refusals = []
+        for plan in plans:
+            verdict = judge(usage, mode, target.account, plan.kind, plan.publish_first, request.force)
+            if verdict.code is None:
+                continue
+            context.events.emit(
+                verdict.event, f"{verdict.event} {target.name}: {verdict.message}",
+                logging.WARNING if verdict.allowed else logging.ERROR, keyKind=plan.kind,
+                secretName=plan.pair.secret_name, guard=mode, forced=request.force, windowHours=usage.window_hours,
+                clients=json.dumps([c.to_json() for c in verdict.clients]))
+            if not verdict.allowed:
+                refusals.append(verdict)
+        if refusals:
+            raise RotationError(refusals[0].code or "KeyStillInUse", "; ".join(v.message for v in refusals))
 
     def regenerate(self, context: Context, plan: Plan, events: EventLog,
                    continuing: Continuation | None) -> AccountState:

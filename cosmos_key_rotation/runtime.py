@@ -16,6 +16,7 @@ from .accounts import Accounts
 from .budgets import Budgets
 from .clients import Clients
 from .discovery import Found, discover, merged
+from .key_usage import KeyUsageReader
 from .leases import Leases
 from .names import QUEUE_NAME
 from .records import Records
@@ -76,6 +77,10 @@ class Runtime:
         return Vault(self.clients.secrets(vault_uri))
 
     @cached_property
+    def key_usage(self) -> KeyUsageReader:
+        return KeyUsageReader(self.clients.logs, self.settings.in_use_window_hours)
+
+    @cached_property
     def leases(self) -> Leases:
         return Leases(self.clients.blob_service())
 
@@ -104,6 +109,7 @@ class Runtime:
             hand_over=self._continue_later if worker else None,
             wait_seconds=self.worker_wait_seconds,
             progress=progress,
+            key_usage=self.key_usage,
         )
 
 

@@ -14,6 +14,7 @@ from .clouds import CLOUDS, Cloud
 
 STRATEGIES = ("alternate", "primary", "secondary")
 LIVE_KEY_KINDS = ("primary", "secondary")
+GUARD_MODES = ("enforce", "warn", "off")  # IN_USE_GUARD (in_use_guard.py)
 DEFAULT_SCHEDULE = "0 0 3 1,15 * *"
 DEFAULT_DISCOVERY_TAG = "cosmos-key-rotation=enabled"
 # The host's own switch for one function (docs: "How to disable functions in Azure Functions"); Linux app
@@ -60,6 +61,8 @@ class Target:
     strategy: str = "alternate"
     # The key applications use today, declared by the operator: the first run publishes it as it is.
     live_key_kind: str | None = None
+    # The Log Analytics workspace holding the account's data-plane logs (the in-use guard); None: the global one.
+    key_usage_workspace_id: str | None = None
     origin: str = "configured"  # or "discovered" (discovery.py: an account found by its tag)
 
     @property
@@ -114,6 +117,16 @@ class Settings:
     budgets: tuple[tuple[str, Budget], ...] = tuple(DEFAULT_BUDGETS.items())
     discovery: Discovery | None = None
     default_strategy: str = "alternate"  # KEY_STRATEGY: for targets that name none
+    logs_endpoint: str = CLOUDS["AzureCloud"].logs
+    key_usage_workspace_id: str | None = None  # KEY_USAGE_WORKSPACE_ID: for targets that name none
+    in_use_guard: str = "off"  # enforce | warn | off (in_use_guard.py)
+    in_use_window_hours: float = 24.0
+
+    def workspace_for(self, target: Target) -> str | None:
+        """Where the guard reads the target's key usage; None: the guard is off for it."""
+        if self.in_use_guard == "off":
+            return None
+        return target.key_usage_workspace_id or self.key_usage_workspace_id
 
     @property
     def targets_by_name(self) -> dict[str, Target]:
@@ -166,6 +179,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         budgets=tuple((name, reader.budget(name, default)) for name, default in DEFAULT_BUDGETS.items()),
         discovery=discovery,
         default_strategy=(reader.text("KEY_STRATEGY") or "alternate").lower(),
+        logs_endpoint=reader.https_url("LOGS_ENDPOINT") or cloud.logs,
+        key_usage_workspace_id=reader.guid("KEY_USAGE_WORKSPACE_ID"),
+        in_use_guard=_in_use_guard(reader, targets),
+        in_use_window_hours=reader.number("IN_USE_WINDOW_HOURS", 24.0, 1 / 3600, 24 * 90),
     )
     if problems:
         raise SettingsError(problems)
@@ -231,6 +248,19 @@ class _Reader:
             self.problems.append(f"{name} is {raw!r}; expected `size,per_second` (a bucket of requests and its "
                                  f"refill rate), e.g. {default}")
             return default
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:  # NaN fails too
+            self.problems.append(f"{name} is {raw!r}; expected a number from {low:g} to {high:g}")
+            return default
+        return value
 
     def guid(self, name: str) -> str | None:
         raw = self.text(name)
@@ -340,6 +370,19 @@ def _discovery(reader: _Reader, cloud: Cloud) -> Discovery | None:
     return Discovery(subscriptions, name.strip(), value.strip(), vault)
 
 
+def _in_use_guard(reader: _Reader, targets: tuple[Target, ...]) -> str:
+    """IN_USE_GUARD: `enforce` by default once a workspace is named (globally or for a target), else `off`."""
+    named = reader.text("KEY_USAGE_WORKSPACE_ID") is not None or any(t.key_usage_workspace_id for t in targets)
+    raw = (reader.text("IN_USE_GUARD") or ("enforce" if named else "off")).lower()
+    if raw not in GUARD_MODES:
+        reader.problems.append(f"IN_USE_GUARD is {raw!r}; expected one of {', '.join(GUARD_MODES)}")
+        return "off"
+    if raw != "off" and not named and reader.text("DISCOVERY_SUBSCRIPTIONS") is None:
+        reader.problems.append(f"IN_USE_GUARD is {raw!r} but no workspace is named: set KEY_USAGE_WORKSPACE_ID "
+                               "(the Log Analytics workspace id holding the accounts' data-plane logs)")
+    return raw
+
+
 def _targets(reader: _Reader, required: bool = True) -> tuple[Target, ...]:
     raw = reader.text("ROTATION_TARGETS")
     if raw is not None:
@@ -379,7 +422,8 @@ _SINGLE_TARGET_NAMES = {
     "strategy": "KEY_STRATEGY",
     "liveKeyKind": "LIVE_KEY_KIND",
 }
-_TARGET_FIELDS = tuple(_SINGLE_TARGET_NAMES)
+# keyUsageWorkspaceId exists per target in ROTATION_TARGETS only: a single target reads KEY_USAGE_WORKSPACE_ID.
+_TARGET_FIELDS = (*_SINGLE_TARGET_NAMES, "keyUsageWorkspaceId")
 
 
 def _targets_from_json(raw: str, reader: _Reader) -> tuple[Target, ...]:
@@ -472,6 +516,10 @@ def _target(entry: Mapping[str, object], names: Mapping[str, str], problems: lis
     strategy = (get("strategy") or "alternate").lower()
     if strategy not in STRATEGIES:
         problems.append(f"{names['strategy']} is {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    workspace = get("keyUsageWorkspaceId") if "keyUsageWorkspaceId" in names else None
+    if workspace is not None and not _GUID.match(workspace):
+        problems.append(f"{names['keyUsageWorkspaceId']} is {workspace!r}; expected a Log Analytics workspace id "
+                        "(a GUID)")
     live_key_kind = get("liveKeyKind")
     if live_key_kind is not None and live_key_kind not in LIVE_KEY_KINDS:
         problems.append(f"{names['liveKeyKind']} is {live_key_kind!r}; expected the key applications use today: "
@@ -486,6 +534,7 @@ def _target(entry: Mapping[str, object], names: Mapping[str, str], problems: lis
         readonly_secret_name=readonly,
         strategy=strategy,
         live_key_kind=live_key_kind,
+        key_usage_workspace_id=workspace,
     )
 
 

@@ -1,6 +1,7 @@
 """What `GET /api/targets` and `status` show per target: the live secret, the last rotation, the age of all
-four keys against MAX_KEY_AGE_DAYS (Azure Policy's key-age audit looks at all four), and what needs the
-operator: a paused target or timer, a target not adopted yet, a live key regenerated outside the product."""
+four keys against MAX_KEY_AGE_DAYS (Azure Policy's key-age audit looks at all four), who used each key in
+the in-use guard's window (with a workspace), and what needs the operator: a paused target or timer, a
+target not adopted yet, a live key regenerated outside the product."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from .accounts import METADATA_NAMES, AccountState
 from .errors import RotationError
+from .in_use_guard import window_text
 from .runtime import Runtime
 from .settings import Target
 from .times import iso, parse_iso, utc
@@ -41,12 +43,27 @@ def target_status(runtime: Runtime, target: Target) -> dict[str, Any]:
         document.update(_live(live, target, account))
         document.update(_key_ages(account, runtime.settings.max_key_age_days))
         document["lastRotation"] = runtime.records.latest(target.name) if runtime.settings.storage else None
+        document.update(_key_usage(runtime, target))
     except RotationError as error:
         document["error"] = {"code": error.code, "message": error.message}
     except Exception as exc:  # a bug: keep the type, never the details
         document["error"] = {"code": "UnexpectedError",
                              "message": f"{type(exc).__name__} while reading the status of {target.name}"}
     return document
+
+
+def _key_usage(runtime: Runtime, target: Target) -> dict[str, Any]:
+    """Per key kind, the clients seen in the window and their last use: "nothing uses the secondary" before
+    the next run. A failed query is shown, never fatal to the rest of the status."""
+    workspace = runtime.settings.workspace_for(target)
+    if workspace is None:
+        return {}
+    try:
+        usage = runtime.key_usage.read(workspace, target)
+    except RotationError as error:
+        return {"keyUsage": {"error": {"code": error.code, "message": error.message}}}
+    return {"keyUsage": {"windowHours": usage.window_hours, "requestsSeen": usage.seen_requests,
+                         "keys": {METADATA_NAMES[kind]: seen for kind, seen in usage.summary().items()}}}
 
 
 def _live(live: LiveSecret | None, target: Target, account: AccountState) -> dict[str, Any]:
@@ -114,8 +131,21 @@ def _row(target: dict[str, Any]) -> tuple[tuple[str, ...], str]:
         notes.append("not adopted: run `adopt --key-kind <the key apps use>`")
     if target.get("liveKeyChangedOutside"):
         notes.append(f"live key changed outside: `adopt --force --key-kind {target.get('liveKeyKind')}`")
+    notes.extend(_usage_notes(target.get("keyUsage")))
     return ((name, target.get("liveKeyKind") or "-", (target.get("secretVersion") or "-")[:8],
              f"{last.get('lastStatus', '-')} {finished}".strip(), ages, compliant), "; ".join(notes))
+
+
+def _usage_notes(usage: dict[str, Any] | None) -> list[str]:
+    if not usage:
+        return []
+    if "error" in usage:
+        return [f"key usage unknown: {usage['error']['code']}"]
+    if not usage["requestsSeen"]:
+        return [f"key usage unknown: no data-plane request logged in the last {window_text(usage['windowHours'])}"]
+    used = [f"{name} {seen['clients']} (last {(seen['lastUse'] or '')[:16].replace('T', ' ')})"
+            for name, seen in usage["keys"].items() if seen["clients"]]
+    return [f"clients in the last {window_text(usage['windowHours'])}: " + (", ".join(used) if used else "none")]
 
 
 def _age(entry: dict[str, Any]) -> str:

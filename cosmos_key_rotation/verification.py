@@ -14,6 +14,8 @@ from typing import Any
 
 from .errors import RotationError
 
+# Appended to the user agent of every verification request: key_usage.kql leaves these out (not a use).
+VERIFIER_USER_AGENT = "cosmos-key-rotation-verifier"
 # 401 is what an unpropagated key gets; 403 can be the account's firewall, which retrying will not fix.
 _RETRY_STATUS = {401, 408, 429, 500, 502, 503, 504}
 
@@ -89,7 +91,7 @@ def try_key(endpoint: str, key: str) -> tuple[int | None, str]:
     try:
         # Constructing the client reads the database account (GET /), a request signed with the key.
         with CosmosClient(endpoint, credential=key, retry_total=0, connection_timeout=10,
-                          transport=_transport()) as client:
+                          transport=_transport(), user_agent_suffix=VERIFIER_USER_AGENT) as client:
             next(iter(client.list_databases(max_item_count=1)), None)
         return None, ""
     except CosmosHttpResponseError as exc:

@@ -94,3 +94,14 @@ def test_bad_discovery_settings_name_the_setting(env, words):
 
 def test_discovery_alone_needs_no_configured_target():
     assert load_settings({"DISCOVERY_SUBSCRIPTIONS": SUB}).targets == ()
+
+
+def test_the_workspace_tag_names_the_in_use_guards_workspace_and_a_bad_one_is_reported():
+    workspace = "0f0e0d0c-0b0a-4909-8807-060504030201"
+    fleet = [account("docdb-a", {"cosmos-key-rotation": "enabled", "cosmos-key-rotation-workspace": workspace}),
+             account("docdb-b", {"cosmos-key-rotation": "enabled", "cosmos-key-rotation-workspace": "law-prod"})]
+    found = discover(load_settings({"DISCOVERY_SUBSCRIPTIONS": SUB, "DISCOVERY_KEY_VAULT_URI": VAULT}),
+                     lambda sub: fleet)
+    assert [(t.name, t.key_usage_workspace_id) for t in found.targets] == [("docdb-a", workspace)]
+    (problem,) = found.problems
+    assert "docdb-b" in problem and "cosmos-key-rotation-workspace is 'law-prod'" in problem

@@ -14,7 +14,7 @@ def test_the_readme_table_is_generated_from_the_codes():
 
 def _code_literals():
     """String literals the product uses as error codes: RotationError's first argument, the error table's
-    product codes, and the codes assigned to results and events (error_code=, errorCode=)."""
+    product codes, and the codes assigned to results, verdicts and events (error_code=, code=, errorCode=)."""
     import ast
 
     found = {}
@@ -29,8 +29,8 @@ def _code_literals():
                     candidates.append(node.args[0])
                 if name == "Row" and len(node.args) >= 4:
                     candidates.append(node.args[3])
-                candidates += [k.value for k in node.keywords if k.arg in ("errorCode", "error_code")]
-            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                candidates += [k.value for k in node.keywords if k.arg in ("errorCode", "error_code", "code")]
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 names = {getattr(t, "attr", getattr(t, "id", "")) for t in targets}
                 if names & {"error_code", "code"} or any(isinstance(t, ast.Tuple) for t in targets):

@@ -221,3 +221,43 @@ def test_a_disabled_timer_is_seen_in_either_spelling():
     assert not load_settings(SINGLE).timer_disabled
     assert load_settings({**SINGLE, "AzureWebJobs.scheduled_rotation.Disabled": "true"}).timer_disabled
     assert load_settings({**SINGLE, "AzureWebJobs__scheduled_rotation__Disabled": "1"}).timer_disabled
+
+
+GUARD_TARGET = {
+    "COSMOS_SUBSCRIPTION_ID": "6f1c2d3e-4b5a-4c6d-8e7f-90a1b2c3d4e5", "COSMOS_RESOURCE_GROUP": "rg",
+    "COSMOS_ACCOUNT_NAME": "docdb-x", "KEY_VAULT_URI": "https://kv.vault.azure.net/",
+}
+WORKSPACE = "0f0e0d0c-0b0a-4909-8807-060504030201"
+
+
+def test_the_in_use_guard_is_on_once_a_workspace_is_named_and_off_without():
+    off = load_settings(GUARD_TARGET)
+    assert (off.in_use_guard, off.workspace_for(off.targets[0])) == ("off", None)
+    on = load_settings({**GUARD_TARGET, "KEY_USAGE_WORKSPACE_ID": WORKSPACE, "IN_USE_WINDOW_HOURS": "0.5"})
+    assert (on.in_use_guard, on.workspace_for(on.targets[0]), on.in_use_window_hours) == ("enforce", WORKSPACE, 0.5)
+    assert load_settings({**GUARD_TARGET, "KEY_USAGE_WORKSPACE_ID": WORKSPACE, "IN_USE_GUARD": "off"}).workspace_for(
+        on.targets[0]) is None
+    china = load_settings({**GUARD_TARGET, "AZURE_CLOUD": "AzureChinaCloud",
+                           "KEY_VAULT_URI": "https://kv.vault.azure.cn/"})
+    assert china.logs_endpoint == "https://api.loganalytics.azure.cn"
+    assert china.cloud.logs_scope == "https://api.loganalytics.azure.cn/.default"
+
+
+def test_a_target_names_its_own_workspace_in_rotation_targets():
+    targets = [{"name": "a", "subscriptionId": GUARD_TARGET["COSMOS_SUBSCRIPTION_ID"], "resourceGroup": "rg",
+                "account": "docdb-a", "keyVaultUri": "https://kv.vault.azure.net/", "keyUsageWorkspaceId": WORKSPACE}]
+    settings = load_settings({"ROTATION_TARGETS": json.dumps(targets)})
+    assert settings.in_use_guard == "enforce" and settings.workspace_for(settings.targets[0]) == WORKSPACE
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"IN_USE_GUARD": "strict", "KEY_USAGE_WORKSPACE_ID": WORKSPACE}, "IN_USE_GUARD is 'strict'"),
+    ({"IN_USE_GUARD": "enforce"}, "no workspace is named: set KEY_USAGE_WORKSPACE_ID"),
+    ({"KEY_USAGE_WORKSPACE_ID": "law-prod"}, "KEY_USAGE_WORKSPACE_ID is 'law-prod'; expected a GUID"),
+    ({"KEY_USAGE_WORKSPACE_ID": WORKSPACE, "IN_USE_WINDOW_HOURS": "a day"}, "IN_USE_WINDOW_HOURS is 'a day'"),
+    ({"KEY_USAGE_WORKSPACE_ID": WORKSPACE, "IN_USE_WINDOW_HOURS": "0"}, "IN_USE_WINDOW_HOURS is '0'"),
+])
+def test_bad_guard_settings_are_named(env, words):
+    with pytest.raises(SettingsError) as bad:
+        load_settings({**GUARD_TARGET, **env})
+    assert words in str(bad.value)
