@@ -143,6 +143,24 @@ param discoveryKeyVaultUri string = ''
 param assignRotatorRoleAtDiscoveryScopes bool = false
 
 // ---------------------------------------------------------------------------------------------------
+// The in-use guard (cosmos_key_rotation/in_use_guard.py): before regenerating a key, who used it recently,
+// from the accounts' data-plane logs. An account created here sends them to this deployment's workspace.
+@description('KEY_USAGE_WORKSPACE_ID: the Log Analytics workspace id (its customerId, a GUID) holding the accounts\' data-plane logs (diagnostic setting DataPlaneRequests, resource-specific). Empty: this deployment\'s workspace when it creates the account, else none (the guard is off until an existing account\'s logs are sent somewhere; README, "The in-use guard"). The app can read this deployment\'s workspace; grant it Log Analytics Data Reader on any other.')
+param keyUsageWorkspaceId string = ''
+
+@allowed([
+  ''
+  'enforce'
+  'warn'
+  'off'
+])
+@description('IN_USE_GUARD: enforce (refuse to regenerate a key used in the window), warn (rotate and warn), off. Empty: enforce when a workspace is named.')
+param inUseGuard string = ''
+
+@description('IN_USE_WINDOW_HOURS: how far back the guard looks for uses of a key (fractions allowed).')
+param inUseWindowHours string = '24'
+
+// ---------------------------------------------------------------------------------------------------
 // The function app.
 @allowed([
   '3.10'
@@ -261,6 +279,9 @@ var hasOperator = !empty(operatorPrincipalId)
 var resolvedDiscoveryTag = empty(discoveryTag) ? 'cosmos-key-rotation=enabled' : discoveryTag
 // The subscriptions where the custom roles are assigned for discovery: none unless the option is on. Listed
 // once each (union), since two assignments of one name in one deployment would race.
+// The workspace the guard reads: the one named, else this deployment's when the account is created here (its
+// diagnostic setting sends the data-plane requests there), else none.
+var resolvedKeyUsageWorkspaceId = !empty(keyUsageWorkspaceId) ? keyUsageWorkspaceId : (useExistingAccount ? '' : monitoring.outputs.workspaceCustomerId)
 var discoveryRoleSubscriptions = assignRotatorRoleAtDiscoveryScopes ? union(discoverySubscriptions, []) : []
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -288,6 +309,7 @@ module cosmosAccount 'modules/cosmos.bicep' = if (!useExistingAccount) {
     locations: cosmosRegions
     maxIntervalInSeconds: cosmosMaxIntervalInSeconds
     maxStalenessPrefix: cosmosMaxStalenessPrefix
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -368,6 +390,9 @@ module functionApp 'modules/functionapp.bicep' = {
     discoverySubscriptions: join(discoverySubscriptions, ',')
     discoveryTag: resolvedDiscoveryTag
     discoveryKeyVaultUri: discoveryKeyVaultUri
+    keyUsageWorkspaceId: resolvedKeyUsageWorkspaceId
+    inUseGuard: inUseGuard
+    inUseWindowHours: inUseWindowHours
   }
   // The host starts as soon as the site exists: let it find its storage, vault and telemetry roles.
   dependsOn: [
@@ -399,6 +424,7 @@ module rbac 'modules/rbac.bicep' = {
   params: {
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    workspaceName: monitoring.outputs.workspaceName
     appPrincipalId: identity.outputs.principalId
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
@@ -492,6 +518,8 @@ output KEY_VAULT_NAME string = vault.name
 output SECRET_NAME string = resolvedSecretName
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceId
+// The workspace the in-use guard reads (empty: the guard is off), by its customerId.
+output KEY_USAGE_WORKSPACE_ID string = resolvedKeyUsageWorkspaceId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output WORKBOOK_ID string = ops.outputs.workbookId
 output WORKBOOK_URL string = ops.outputs.workbookUrl

@@ -10,6 +10,8 @@ param locations array
 param maxIntervalInSeconds int
 @description('Bounded staleness: the most versions a read may lag the writes.')
 param maxStalenessPrefix int
+@description('Resource id of the Log Analytics workspace that receives the data-plane requests (the in-use guard reads who used which key there).')
+param workspaceId string
 
 // Azure accepts the original script's 10 s / 200 only for a single-region account: an account in more
 // than one region needs at least 300 s and 100,000 versions, so raise them to that floor.
@@ -46,6 +48,24 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
     disableKeyBasedMetadataWriteAccess: true
     disableLocalAuth: false
     publicNetworkAccess: 'Enabled'
+  }
+}
+
+// Every data-plane request with the key that signed it (CDBDataPlaneRequests: KeyType, AuthTokenType, client
+// IP, user agent), in resource-specific tables ('Dedicated'), which the Cosmos DB docs recommend ("Monitor
+// Azure Cosmos DB data by using diagnostic settings"). The in-use guard and the workbook read it.
+resource dataPlaneLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'key-usage'
+  scope: account
+  properties: {
+    workspaceId: workspaceId
+    logAnalyticsDestinationType: 'Dedicated'
+    logs: [
+      {
+        category: 'DataPlaneRequests'
+        enabled: true
+      }
+    ]
   }
 }
 

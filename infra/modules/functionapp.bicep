@@ -52,6 +52,12 @@ param discoverySubscriptions string
 param discoveryTag string
 @description('The vault for discovered accounts without a vault tag, or empty.')
 param discoveryKeyVaultUri string
+@description('The Log Analytics workspace id (customerId) holding the accounts\' data-plane logs, or empty (no in-use guard).')
+param keyUsageWorkspaceId string
+@description('The in-use guard: enforce, warn, off, or empty (enforce when a workspace is named).')
+param inUseGuard string
+@description('How far back the in-use guard looks, in hours.')
+param inUseWindowHours string
 
 // Every app setting, in one place: tests/infra compares these names with cosmos_key_rotation/names.py.
 // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
@@ -106,6 +112,11 @@ var appSettings = {
   DISCOVERY_SUBSCRIPTIONS: discoverySubscriptions
   DISCOVERY_TAG: discoveryTag
   DISCOVERY_KEY_VAULT_URI: discoveryKeyVaultUri
+  KEY_USAGE_WORKSPACE_ID: keyUsageWorkspaceId
+  IN_USE_GUARD: inUseGuard
+  IN_USE_WINDOW_HOURS: inUseWindowHours
+  // Empty: the Logs API of AZURE_CLOUD (api.loganalytics.io, .azure.cn, .us); set only to aim elsewhere.
+  LOGS_ENDPOINT: ''
   // Not here on purpose: AzureWebJobs.scheduled_rotation.Disabled (and its two underscore spellings), which
   // operators set to pause the timer. This list replaces the site's settings on every deployment (a PUT
   // of the site; Azure/azure-quickstart-templates#8495, Azure/azure-cli#11718), so a redeployment clears an

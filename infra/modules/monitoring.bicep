@@ -37,6 +37,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output workspaceId string = workspace.id
+// The id a Logs query names (KEY_USAGE_WORKSPACE_ID), not the resource id.
+output workspaceCustomerId string = workspace.properties.customerId
 output workspaceName string = workspace.name
 output applicationInsightsId string = appInsights.id
 output applicationInsightsName string = appInsights.name

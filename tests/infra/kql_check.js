@@ -1,6 +1,6 @@
 // Checks KQL with Microsoft's Kusto language service (npm @kusto/language-service-next): syntax and
-// semantics (unknown columns, functions, wrong types) against the Log Analytics AppTraces and AppRequests
-// schemas.
+// semantics (unknown columns, functions, wrong types) against the Log Analytics AppTraces, AppRequests and
+// CDBDataPlaneRequests schemas.
 // Usage: node kql_check.js <package dir>  < [{"name": ..., "query": ...}, ...]
 // Prints [{"name": ..., "diagnostics": [{"severity", "code", "message", "start"}]}, ...].
 const path = require('path');
@@ -36,7 +36,20 @@ const appRequests = K.Symbols.TableSymbol.From(
   'ReferencedItemId:string, ReferencedType:string, SourceSystem:string, Type:string, _ResourceId:string, ' +
   '_SubscriptionId:string, _BilledSize:real, _IsBillable:string)'
 ).WithName('AppRequests');
-const database = new K.Symbols.DatabaseSymbol.ctor('workspace', [appTraces, appRequests]);
+// Log Analytics workspace table CDBDataPlaneRequests (Cosmos DB diagnostic setting DataPlaneRequests,
+// resource-specific mode). Columns from the Azure Monitor Logs reference, "CDBDataPlaneRequests"
+// (https://learn.microsoft.com/azure/azure-monitor/reference/tables/cdbdataplanerequests).
+const cdbDataPlaneRequests = K.Symbols.TableSymbol.From(
+  '(AadAppliedRoleAssignmentId:string, AadPrincipalId:string, AccountName:string, ActivityId:string, ' +
+  'AuthTokenType:string, _BilledSize:real, ClientIpAddress:string, CollectionName:string, ' +
+  'ConnectionMode:string, DatabaseName:string, DurationMs:real, _IsBillable:string, KeyType:string, ' +
+  'OperationName:string, PartitionId:string, RegionName:string, RequestCharge:real, RequestLength:real, ' +
+  'RequestResourceId:string, RequestResourceType:string, _ResourceId:string, ResourceTokenPermissionId:string, ' +
+  'ResourceTokenPermissionMode:string, ResourceTokenUserRid:string, ResponseLength:real, SourceSystem:string, ' +
+  'StatusCode:int, _SubscriptionId:string, TenantId:string, TimeGenerated:datetime, Type:string, ' +
+  'UserAgent:string)'
+).WithName('CDBDataPlaneRequests');
+const database = new K.Symbols.DatabaseSymbol.ctor('workspace', [appTraces, appRequests, cdbDataPlaneRequests]);
 const globals = K.GlobalState.Default.WithDatabase(database);
 
 const queries = JSON.parse(fs.readFileSync(0, 'utf8'));

@@ -201,6 +201,8 @@ AZD_ENVIRONMENT_PARAMETERS = {
     "liveKeyKind": "${LIVE_KEY_KIND}",
     "pausedTargets": "${PAUSED_TARGETS}",
     "discoveryKeyVaultUri": "${DISCOVERY_KEY_VAULT_URI}",
+    "keyUsageWorkspaceId": "${KEY_USAGE_WORKSPACE_ID}",
+    "inUseGuard": "${IN_USE_GUARD}",
     "alertEmail": "${ALERT_EMAIL}",
     "operatorPrincipalId": "${OPERATOR_PRINCIPAL_ID}",
 }
