@@ -3,9 +3,11 @@
 Starts Azurite and the local Azure emulator, creates a Cosmos DB account like the original Azure China
 script (GlobalDocumentDB, two regions), then follows the README's onboarding: a dry run refuses to guess
 which key applications use, `adopt` publishes the key they use today, and then the real function app runs:
-the timer enqueues, the worker takes the message from Azurite's queue and rotates, an HTTP request asks
-for another rotation and its status is read back, and the operator CLI prints the targets. Events print
-as they happen. Everything started here is stopped at the end.
+the timer enqueues, the worker takes the message from Azurite's queue and refuses to regenerate the key an
+old application still signs with (the in-use guard, reading the data-plane logs), the application moves to
+the published secret and the next run rotates, an HTTP request asks for another rotation and its status is
+read back, and the operator CLI prints the targets. Events print as they happen. Everything started here
+is stopped at the end.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from local_azure.azurite import Azurite  # noqa: E402
 SUBSCRIPTION = "8a6e3f0c-1d2b-4c5e-9f70-a1b2c3d4e5f6"
 RESOURCE_GROUP = "rg-docdb-demo"
 ACCOUNT = "docdb-demo"
+# The in-use guard looks this far back here (24 h in Azure), so that the demo sees a key fall out of use.
+GUARD_WINDOW_SECONDS = 8.0
+LEGACY_APP = "legacy-billing/1.0"
 
 
 class EventLines(logging.Formatter):
     """One short line per event: time, event name, message, and the properties worth a glance."""
 
-    SHOWN = ("keyKind", "secretVersion", "durationMs", "outcome", "errorCode", "attempt")
+    SHOWN = ("keyKind", "secretVersion", "durationMs", "outcome", "errorCode", "attempt", "forced")
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
@@ -87,6 +92,10 @@ def run(emulator: Emulator, azurite: Azurite) -> int:
         "READONLY_SECRET_NAME": f"cosmos-{ACCOUNT}-readonly-connection-string",
         "AzureWebJobsStorage": azurite.connection_string,
         "VERIFY_TIMEOUT_SECONDS": "60",
+        # The in-use guard: who used a key, from the account's data-plane logs in the emulator's workspace.
+        "LOGS_ENDPOINT": emulator.logs_url,
+        "KEY_USAGE_WORKSPACE_ID": emulator.workspace_id,
+        "IN_USE_WINDOW_HOURS": str(GUARD_WINDOW_SECONDS / 3600),
     }
     for name in ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "ROTATION_TARGETS"):
         os.environ.pop(name, None)
@@ -113,18 +122,32 @@ def run(emulator: Emulator, azurite: Azurite) -> int:
     show(subprocess.run([*cli, "adopt", "--key-kind", "primary"], cwd=ROOT, env=cli_env(), capture_output=True,
                         text=True, timeout=120))
 
+    step(f"an old application ({LEGACY_APP}) still signs with the secondary key, copied into its config long ago")
+    application_reads(emulator, account["documentEndpoint"], "secondary", LEGACY_APP)
+
     schedule = os.environ.get("ROTATION_SCHEDULE") or DEFAULT_SCHEDULE
     step(f"timer fires (ROTATION_SCHEDULE '{schedule}', UTC): one request per target goes on the queue")
     host.run_timer("scheduled_rotation")
-    step("worker takes the message from Azurite's queue and rotates the secondary key, which applications do "
-         "not hold (regeneration takes 2 s here; the new key is refused once while it 'propagates')")
+    step("worker: the in-use guard asks the workspace who used the secondary key lately, and refuses, naming "
+         "the client; nothing is regenerated")
+    host.process_queues(timeout=120)
+
+    step(f"the application moves to the published secret (the primary); {GUARD_WINDOW_SECONDS:g} s later "
+         "(24 h in Azure) nothing has used the secondary within the window")
+    time.sleep(GUARD_WINDOW_SECONDS)
+    application_reads(emulator, account["documentEndpoint"], "primary", LEGACY_APP)
+    step("timer fires again: the worker rotates the secondary key, which nothing uses (regeneration takes 2 s "
+         "here; the new key is refused once while it 'propagates')")
+    host.run_timer("scheduled_rotation")
     host.process_queues(timeout=120)
 
     step("POST /api/rotations {\"target\": \"docdb-demo\"} inside the cooldown: refused with 429")
     refused = host.call_http("request_rotation", "POST", "/api/rotations", body=json.dumps({"target": ACCOUNT}))
     print(f"  {refused.status_code} Retry-After={refused.headers.get('Retry-After')} {refused.get_body().decode()}")
 
-    step("POST /api/rotations with force: answered 202 at once, the rotation runs on the queue")
+    application_reads(emulator, account["documentEndpoint"], "primary", LEGACY_APP)
+    step("POST /api/rotations with force: answered 202 at once, the rotation runs on the queue; the application "
+         "has not re-read the secret yet, so the guard names it, and force rotates anyway")
     accepted = host.call_http("request_rotation", "POST", "/api/rotations",
                               body=json.dumps({"target": ACCOUNT, "force": True}))
     body = json.loads(accepted.get_body())
@@ -142,6 +165,17 @@ def run(emulator: Emulator, azurite: Azurite) -> int:
     ok = json.loads(status.get_body()).get("status") == "succeeded" and done.returncode == 0
     step("demo " + ("finished: every step succeeded" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+def application_reads(emulator: Emulator, endpoint: str, kind: str, agent: str) -> None:
+    """An application reading the account with one of its keys (the real Cosmos SDK); the emulator's data plane
+    logs each request with the key that signed it, as Cosmos DB's diagnostic setting does."""
+    from azure.cosmos import CosmosClient
+
+    with CosmosClient(endpoint, credential=emulator.account_keys(ACCOUNT)[kind], user_agent_suffix=agent) as client:
+        for _ in range(3):
+            list(client.list_databases())
+    print(f"  {agent} read the account 3 times with the {kind} key")
 
 
 def cli_env() -> dict[str, str]:
