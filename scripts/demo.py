@@ -36,6 +36,18 @@ GUARD_WINDOW_SECONDS = 8.0
 LEGACY_APP = "legacy-billing/1.0"
 
 
+class Seen(logging.Handler):
+    """Remembers the (event, errorCode) of every event, so the demo can check what happened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str | None]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None):
+            self.events.append((record.event, getattr(record, "errorCode", None)))  # type: ignore[attr-defined]
+
+
 class EventLines(logging.Formatter):
     """One short line per event: time, event name, message, and the properties worth a glance."""
 
@@ -104,6 +116,8 @@ def run(emulator: Emulator, azurite: Azurite) -> int:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(EventLines())
     logging.getLogger().addHandler(handler)
+    seen = Seen()
+    logging.getLogger().addHandler(seen)
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("local_azure").setLevel(logging.WARNING)  # the emulator's request log
@@ -159,10 +173,12 @@ def run(emulator: Emulator, azurite: Azurite) -> int:
     print(f"  {status.status_code} {json.dumps(json.loads(status.get_body()), indent=2)}".replace("\n", "\n  "))
 
     logging.getLogger().removeHandler(handler)
+    logging.getLogger().removeHandler(seen)
     step("python -m cosmos_key_rotation status   (the operator's view: live key, last rotation, key ages)")
     done = subprocess.run([*cli, "status"], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)
     show(done)
-    ok = json.loads(status.get_body()).get("status") == "succeeded" and done.returncode == 0
+    guarded = ("RotationFailed", "KeyStillInUse") in seen.events
+    ok = json.loads(status.get_body()).get("status") == "succeeded" and done.returncode == 0 and guarded
     step("demo " + ("finished: every step succeeded" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -334,7 +334,7 @@ def test_workbook_filters_its_rotation_and_failure_views_by_target_and_rotation(
     assert "{Target" not in queries["key-age"]  # per account, over 90 days: not a view of one rotation
 
 
-def test_workbook_is_loaded_from_infra_and_shows_the_four_views(workbook):
+def test_workbook_is_loaded_from_infra_and_shows_its_views(workbook):
     text = read(MODULES / "ops.bicep")
     assert "loadTextContent('../workbook.json')" in text
     assert workbook["version"] == "Notebook/1.0"
@@ -347,8 +347,13 @@ def test_workbook_is_loaded_from_infra_and_shows_the_four_views(workbook):
         "failures-by-error-code",
         "failure-detail",
         "key-age",
+        "who-uses-which-key",
     }
     assert "bin(TimeGenerated, 1d)" in queries["rotations-over-time"]
+    # The in-use guard's view: the data-plane logs by key and client, beside the live key kind.
+    assert "CDBDataPlaneRequests" in queries["who-uses-which-key"]
+    assert "ClientIpAddress, UserAgent" in queries["who-uses-which-key"]
+    assert "liveKeyKinds" in queries["who-uses-which-key"]
     assert "errorCode" in queries["failures-by-error-code"]
     assert "RotationScheduled" in queries["last-rotation-per-target"]
     key_age = queries["key-age"]
@@ -365,3 +370,19 @@ def test_workbook_is_loaded_from_infra_and_shows_the_four_views(workbook):
 def test_workspace_keeps_events_longer_than_the_workbook_reads(trees):
     retention = trees["main.bicep"]["parameters"]["logRetentionInDays"]["default"]
     assert retention >= 90 > 2 * 17
+
+
+def test_the_in_use_guards_query_is_valid_kql_against_the_data_plane_table():
+    from cosmos_key_rotation.key_usage import query_text
+
+    account = "/subscriptions/s/resourceGroups/g/providers/Microsoft.DocumentDB/databaseAccounts/docdb-a"
+    queries = [{"name": "24 h", "query": query_text(account, 24)},
+               {"name": "6 s", "query": query_text(account, 6 / 3600)},
+               {"name": "misspelled", "query": query_text(account, 24).replace("ClientIpAddress", "ClientIP")}]
+    result = subprocess.run(
+        [shutil.which("node") or "node", str(HERE / "kql_check.js"), str(kusto_package())],
+        input=json.dumps(queries), capture_output=True, text=True, timeout=120, check=False,
+    )
+    checked = {item["name"]: {d["code"] for d in item["diagnostics"]} for item in json.loads(result.stdout)}
+    assert checked["24 h"] == checked["6 s"] == set()
+    assert "KS142" in checked["misspelled"]  # the checker knows CDBDataPlaneRequests' columns

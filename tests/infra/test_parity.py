@@ -152,12 +152,13 @@ def test_host_storage_and_telemetry_use_the_managed_identity(trees):
 
 
 def test_no_key_or_connection_string_is_an_app_setting(trees):
-    # Settings that name a key without holding one: the vault, the strategy, the age limit, the check, and
-    # LIVE_KEY_KIND (which of the two keys applications use: "primary" or "secondary").
+    # Settings that name a key without holding one: the vault, the strategy, the age limit, the check,
+    # LIVE_KEY_KIND (which of the two keys applications use: "primary" or "secondary") and the workspace id
+    # where the in-use guard reads the key usage.
     for name in app_settings(trees):
         assert "KEY" not in name.upper().replace("KEY_VAULT", "").replace("KEY_STRATEGY", "").replace(
             "MAX_KEY_AGE", ""
-        ).replace("VERIFY_NEW_KEY", "").replace("LIVE_KEY_KIND", ""), name
+        ).replace("VERIFY_NEW_KEY", "").replace("LIVE_KEY_KIND", "").replace("KEY_USAGE_WORKSPACE_ID", ""), name
     assert "AzureWebJobsStorage" not in app_settings(trees)  # identity-based, no connection string
     for path in INFRA.rglob("*.bicep"):
         assert "listKeys(" not in read(path) and "listConnectionStrings(" not in read(path), path.name
@@ -389,6 +390,9 @@ def test_the_readmes_operator_roles_are_the_ones_the_bicep_grants(trees):
     storage = re.search(r"operatorStorageRoles = \[([^\]]*)\]", read(MODULES / "rbac.bicep")).group(1)
     granted = {_role_name(key) for key in re.findall(r"roles\.(\w+)", storage)}
     granted.add(_role_name("keyVaultSecretsOfficer"))  # keyvault-access.bicep, rotationPrincipals
+    assert "roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', " \
+           "roles.logAnalyticsDataReader)\n    principalId: operatorPrincipalId" in read(MODULES / "rbac.bicep")
+    granted.add(_role_name("logAnalyticsDataReader"))  # rbac.bicep, operatorKeyUsage: `status` shows key usage
     # cosmos-roles.bicep: the two custom roles, assigned to the app and the operator alike (rotationPrincipals).
     granted |= {"Cosmos DB key rotator", "Cosmos DB operation status reader"}
     assert "var rotationPrincipals = hasOperator ? concat(appPrincipals, operatorPrincipals) : appPrincipals" in read(
@@ -627,3 +631,41 @@ def test_discovery_access_assigns_both_roles_at_its_subscription_to_each_princip
     # No operation status role id (not granted, or the account's subscription): no such assignment.
     status_loop = assignments["operationStatusAssignments"]["config"]["loop_type"]["detail"]["array_name"]
     assert evaluate(status_loop, tree, {"principals": ["app"], "operationStatusRoleId": ""}) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The in-use guard: the account's data-plane logs in the workspace, and the app's right to query them.
+
+
+def test_the_account_created_here_sends_its_data_plane_requests_to_the_workspace(trees):
+    diagnostics = trees["modules/cosmos.bicep"]["resources"]["dataPlaneLogs"]["config"]
+    properties = diagnostics["properties"]
+    assert properties["logAnalyticsDestinationType"] == "Dedicated"  # resource-specific: CDBDataPlaneRequests
+    assert properties["logs"] == [{"category": "DataPlaneRequests", "enabled": True}]
+    assert properties["workspaceId"] == "workspaceId"
+    cosmos = body(trees["main.bicep"]["modules"]["cosmosAccount"]["config"])["params"]
+    assert cosmos["workspaceId"] == {"operator": {"type": "property_accessor", "operands": {
+        "operand_1": "monitoring",
+        "operand_2": {"operator": {"type": "property_accessor", "operands": {"operand_1": "outputs",
+                                                                             "operand_2": "workspaceId"}}}}}}
+
+
+def test_the_app_queries_the_workspace_with_the_least_role_and_the_guard_reads_it(trees):
+    assert ROLE_DEFINITIONS["logAnalyticsDataReader"] == "3b03c2da-16b3-4a49-8834-0f8130efdd3b"
+    rbac = read(MODULES / "rbac.bicep")
+    assert "resource appKeyUsage 'Microsoft.Authorization/roleAssignments@2022-04-01' = {" in rbac
+    assert "scope: workspace\n  properties: {\n    roleDefinitionId: subscriptionResourceId(" \
+           "'Microsoft.Authorization/roleDefinitions', roles.logAnalyticsDataReader)\n    principalId: appPrincipalId" \
+           in rbac
+    settings = app_settings(trees)
+    assert (settings["KEY_USAGE_WORKSPACE_ID"], settings["IN_USE_GUARD"], settings["IN_USE_WINDOW_HOURS"]) == (
+        "keyUsageWorkspaceId", "inUseGuard", "inUseWindowHours")
+    assert settings["LOGS_ENDPOINT"] == ""  # the code takes AZURE_CLOUD's Logs endpoint
+    main = read(INFRA / "main.bicep")
+    assert ("var resolvedKeyUsageWorkspaceId = !empty(keyUsageWorkspaceId) ? keyUsageWorkspaceId : "
+            "(useExistingAccount ? '' : monitoring.outputs.workspaceCustomerId)") in main
+    assert "output workspaceCustomerId string = workspace.properties.customerId" in read(MODULES / "monitoring.bicep")
+    # The custom role gains nothing: reading logs is Log Analytics' role, not an action on the account.
+    assert set(names.ARM_ACTIONS) == {"Microsoft.DocumentDB/databaseAccounts/read",
+                                      "Microsoft.DocumentDB/databaseAccounts/listKeys/action",
+                                      "Microsoft.DocumentDB/databaseAccounts/regenerateKey/action"}
