@@ -127,9 +127,12 @@ _ARM_REMAINING = (("x-ms-ratelimit-remaining-subscription-reads", "ARM_READ_BUDG
 
 def budget_of(service: str, method: str) -> str | None:
     """The budget a request spends: Resource Manager reads are GETs, every other method (POST actions such
-    as listKeys and regenerateKey included) a write; Key Vault's budget counts its writes only."""
+    as listKeys and regenerateKey included) a write; Key Vault's budget counts its writes only. A Logs query
+    (the in-use guard, one per rotation) spends none: its 429s are still waited out."""
     if service == "arm":
         return "ARM_READ_BUDGET" if method in ("GET", "HEAD") else "ARM_WRITE_BUDGET"
+    if service == "logs":
+        return None
     return None if method in ("GET", "HEAD") else "KEY_VAULT_WRITE_BUDGET"
 
 

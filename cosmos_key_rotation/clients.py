@@ -125,8 +125,10 @@ class Clients:
         def build() -> Any:
             from azure.monitor.query import LogsQueryClient
 
+            # The Logs API throttles per identity (429 with Retry-After): the budget policy waits those out.
             return LogsQueryClient(self.credential, endpoint=self.settings.logs_endpoint,
-                                   audience=self.settings.cloud.logs, transport=pooled_transport())
+                                   audience=self.settings.cloud.logs, transport=pooled_transport(),
+                                   per_retry_policies=[budget_policy(self.budgets, "logs", "logs")])
 
         return self._cached("logs", self.settings.logs_endpoint, build)
 

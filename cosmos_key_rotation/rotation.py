@@ -249,6 +249,7 @@ class Rotator:
         context.plans = [self._plan_or_continue(target, pair, context.account, request) for pair in pairs_of(target)]
         self._warn_expired(context)
         if request.dry_run:
+            self.guard(context, [p for p in context.plans if p.action == "rotate"])  # fails where a run would
             steps = [f"{p.action} {p.kind} into {p.pair.secret_name}" for p in context.plans]
             result.outcome, result.reason = "skipped", "dry run: would " + "; ".join(steps)
             _describe(result, context, planned=True)

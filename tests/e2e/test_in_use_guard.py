@@ -187,3 +187,26 @@ def test_the_targets_route_shows_key_usage_as_documented(world):
     document = json.loads(response.get_body())
     assert answer_problems("targets", response.status_code, dict(response.headers), document) == []
     assert document["targets"][0]["keyUsage"]["error"]["code"] == "KeyUsageQueryFailed"
+
+
+def test_the_logs_api_throttling_is_waited_out(world, caplog):
+    guarded(world)
+    sign_with(world, "primary")
+    world.admin.add_fault({"service": "logs", "operation": "query", "status": 429, "retryAfter": 1, "count": 5})
+    host = world.host()
+    with caplog.at_level(logging.INFO):
+        rotation = request(host, world)
+        assert host.process_queues() == 1  # more 429s than azure-core's 3 status retries, and no failure
+    assert get_runtime().records.get(rotation)["status"] == "succeeded"
+    assert all(rule["remaining"] == 0 for rule in world.admin.faults())
+
+
+def test_a_dry_run_fails_where_the_guard_would_refuse(world, subprocess_env):
+    guarded(world)
+    sign_with(world, "secondary")
+    run = subprocess.run([sys.executable, "-m", "cosmos_key_rotation", "rotate", "--dry-run", "--json"],
+                         env={**subprocess_env, **world.env}, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 1, run.stderr
+    (result,) = json.loads(run.stdout)["results"]
+    assert (result["outcome"], result["errorCode"]) == ("failed", "KeyStillInUse")
+    assert world.regeneration_requests()["secondary"] == 0

@@ -140,3 +140,10 @@ def test_key_vault_reads_spend_nothing():
     assert budgets.waited_seconds() == 0
     run(pipe, "PUT")
     assert budgets.waited_seconds() == 0
+
+
+def test_a_logs_query_spends_no_budget():
+    from cosmos_key_rotation.budgets import budget_of
+
+    assert budget_of("logs", "POST") is None
+    assert (budget_of("arm", "POST"), budget_of("vault", "PUT")) == ("ARM_WRITE_BUDGET", "KEY_VAULT_WRITE_BUDGET")
