@@ -40,6 +40,17 @@ def request(host, world, **body):
     return json.loads(response.get_body())["id"]
 
 
+def rotate(world, caplog, deliveries=None, **body):
+    """Ask for a rotation over HTTP and let the worker run it; the record, and the queue deliveries it took."""
+    host = world.host()
+    with caplog.at_level(logging.INFO):
+        rotation = request(host, world, **body)
+        delivered = host.process_queues()
+    if deliveries is not None:
+        assert delivered == deliveries
+    return get_runtime().records.get(rotation)
+
+
 def answer(host, rotation_id):
     response = host.call_http("rotation_status", "GET", f"/api/rotations/{rotation_id}",
                               route_params={"id": rotation_id})
@@ -90,11 +101,8 @@ def test_a_key_an_application_still_uses_is_refused_naming_it_then_rotated_once_
 def test_warn_rotates_and_logs_the_clients(world, caplog):
     guarded(world, IN_USE_GUARD="warn")
     sign_with(world, "secondary")
-    host = world.host()
-    with caplog.at_level(logging.INFO):
-        rotation = request(host, world)
-        host.process_queues()
-    assert get_runtime().records.get(rotation)["status"] == "succeeded"
+    record = rotate(world, caplog)
+    assert record["status"] == "succeeded"
     (in_use,) = events(caplog, "KeyInUse")
     assert in_use.levelname == "WARNING" and "rotating anyway: IN_USE_GUARD=warn" in in_use.getMessage()
     assert world.regeneration_requests()["secondary"] == 1
@@ -103,11 +111,8 @@ def test_warn_rotates_and_logs_the_clients(world, caplog):
 def test_force_rotates_and_says_so(world, caplog):
     guarded(world)
     sign_with(world, "secondary")
-    host = world.host()
-    with caplog.at_level(logging.INFO):
-        rotation = request(host, world, force=True)
-        host.process_queues()
-    assert get_runtime().records.get(rotation)["status"] == "succeeded"
+    record = rotate(world, caplog, force=True)
+    assert record["status"] == "succeeded"
     (in_use,) = events(caplog, "KeyInUse")
     assert in_use.levelname == "WARNING" and in_use.forced is True
     assert "rotating anyway: the request says force" in in_use.getMessage()
@@ -119,25 +124,18 @@ def test_a_failing_query_is_transient_under_enforce_and_never_a_silent_pass(worl
     # The identity lost its role on the workspace, then got it back: one delivery fails, the next rotates.
     world.admin.add_fault({"service": "logs", "operation": "query", "status": 403,
                            "errorCode": "InsufficientAccessError", "count": 1})
-    host = world.host()
-    with caplog.at_level(logging.INFO):
-        rotation = request(host, world)
-        assert host.process_queues() == 2
+    record = rotate(world, caplog, deliveries=2)
     (failed,) = events(caplog, "RotationFailed")
     assert (failed.errorCode, failed.outcome) == ("KeyUsageQueryFailed", "retrying")
     assert "Log Analytics answered 403 InsufficientAccessError" in failed.errorMessage
-    assert get_runtime().records.get(rotation)["status"] == "succeeded"
+    assert record["status"] == "succeeded"
     world.assert_invariants(None, {"secondary": 1})
 
 
 def test_an_account_without_diagnostic_logs_is_key_usage_unknown(world, caplog):
     guarded(world)
     world.admin.set_diagnostics(world.account, None)
-    host = world.host()
-    with caplog.at_level(logging.INFO):
-        rotation = request(host, world)
-        host.process_queues()
-    record = get_runtime().records.get(rotation)
+    record = rotate(world, caplog)
     assert (record["status"], record["errorCode"]) == ("failed", "KeyUsageUnknown")
     assert "no diagnostic setting sends DataPlaneRequests" in record["errorMessage"]
     assert world.regeneration_requests()["secondary"] == 0
@@ -146,11 +144,8 @@ def test_an_account_without_diagnostic_logs_is_key_usage_unknown(world, caplog):
 def test_a_fixed_strategy_regenerates_the_live_key_and_names_who_loses_it(world, caplog):
     guarded(world, KEY_STRATEGY="primary")
     sign_with(world, "primary", agent="orders/2.0")
-    host = world.host()
-    with caplog.at_level(logging.INFO):
-        rotation = request(host, world)
-        host.process_queues()
-    assert get_runtime().records.get(rotation)["status"] == "succeeded"
+    record = rotate(world, caplog)
+    assert record["status"] == "succeeded"
     (in_use,) = events(caplog, "KeyInUse")
     message = in_use.getMessage()
     assert in_use.levelname == "WARNING" and "orders/2.0" in message and "lose it now" in message
@@ -193,11 +188,9 @@ def test_the_logs_api_throttling_is_waited_out(world, caplog):
     guarded(world)
     sign_with(world, "primary")
     world.admin.add_fault({"service": "logs", "operation": "query", "status": 429, "retryAfter": 1, "count": 5})
-    host = world.host()
-    with caplog.at_level(logging.INFO):
-        rotation = request(host, world)
-        assert host.process_queues() == 1  # more 429s than azure-core's 3 status retries, and no failure
-    assert get_runtime().records.get(rotation)["status"] == "succeeded"
+    # More 429s than azure-core's 3 status retries, and no failure: one delivery.
+    record = rotate(world, caplog, deliveries=1)
+    assert record["status"] == "succeeded"
     assert all(rule["remaining"] == 0 for rule in world.admin.faults())
 
 

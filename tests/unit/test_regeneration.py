@@ -14,6 +14,8 @@ from cosmos_key_rotation.errors import RotationError
 from cosmos_key_rotation.regeneration import POLL_INTERVALS, SEND_ATTEMPTS, Regenerator, StillRegenerating
 from cosmos_key_rotation.settings import Target
 
+from .fake_clock import Clock
+
 TARGET = Target("docdb", "11111111-2222-3333-4444-555555555555", "rg", "docdb", "https://kv.vault.azure.cn/", "cs")
 BEFORE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 STATUS_URL = "https://management.azure.com/subscriptions/s/providers/Microsoft.DocumentDB/locations/x/operationsStatus/1"
@@ -90,19 +92,6 @@ class Arm:
                 self.generated += timedelta(minutes=5)
             return Response(200, {"status": "InProgress"}, headers)
         return Response(200, {"status": "Succeeded"})
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def regenerator(arm, wait=60.0):

@@ -5,18 +5,7 @@ import pytest
 from cosmos_key_rotation.errors import RotationError
 from cosmos_key_rotation.verification import Verifier
 
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+from .fake_clock import Clock
 
 
 def verifier(answers, timeout=60.0):
