@@ -89,4 +89,6 @@ EVENT_NAMES = (
     "TargetsDiscovered",
     "KeyInUse",
     "KeyUsageUnknown",
+    "OldVersionsDisabled",
+    "OldVersionsNotDisabled",
 )

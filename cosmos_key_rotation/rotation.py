@@ -13,7 +13,8 @@ configured, its read-only pair into that one. For each pair:
                  regenerated twice.
 3. read        — the new connection string.
 4. verify      — against the account's data plane, until it authenticates.
-5. publish     — a new secret version, tagged, typed and with an expiry.
+5. publish     — a new secret version, tagged, typed and with an expiry; then the earlier versions whose
+                 key has been regenerated since are disabled (hygiene.py).
 6. record      — the outcome, in the status record and as events.
 
 Under `alternate` the key regenerated is one applications do not hold, so it is verified before it is
@@ -39,6 +40,7 @@ from .accounts import METADATA_NAMES, Accounts, AccountState, key_of, kind_holdi
 from .continuation import Continuation
 from .errors import LeaseBusy, RotationError
 from .events import EventLog
+from .hygiene import dead_versions
 from .in_use_guard import judge
 from .key_usage import KeyUsageReader
 from .leases import Marker, NoLease
@@ -308,6 +310,7 @@ class Rotator:
         context.published[plan.pair.secret_name] = version
         events.emit("SecretPublished", f"SecretPublished {target.name} {plan.pair.secret_name} {plan.kind}",
                     keyKind=plan.kind, previousKeyKind=plan.live_kind, secretVersion=version)
+        self.disable_dead_versions(target, plan, version, account, events)
         if plan.publish_first:
             try:
                 self.verify(context, plan, connection_string, events, None, hand_over=False)
@@ -317,6 +320,25 @@ class Rotator:
                     f"the new {plan.kind} key of {target.account} was published as version {version} (under the "
                     f"{target.strategy} strategy the old key died with the regeneration) but did not verify: "
                     f"{error.message}") from None
+
+    def disable_dead_versions(self, target: Target, plan: Plan, live_version: str, account: AccountState,
+                              events: EventLog) -> None:
+        """After step 5: versions whose key has been regenerated since can only hand out a dead key. Best
+        effort: the rotation has succeeded, and what fails here is caught after the next rotation."""
+        vault = self.vault_for(target.key_vault_uri)
+        try:
+            dead = dead_versions(vault.versions(plan.pair.secret_name), account.key_generated_at, live_version)
+            for version in dead:
+                vault.disable(plan.pair.secret_name, version)
+        except RotationError as error:
+            events.emit("OldVersionsNotDisabled", f"OldVersionsNotDisabled {target.name} {plan.pair.secret_name}: "
+                        f"{error.message}; tried again after the next rotation", logging.WARNING, keyKind=plan.kind,
+                        errorCode=error.code, errorMessage=error.message)
+            return
+        if dead:
+            events.emit("OldVersionsDisabled", f"OldVersionsDisabled {target.name} {plan.pair.secret_name}: "
+                        f"{len(dead)} version(s) holding a regenerated key", keyKind=plan.kind,
+                        disabledVersions=",".join(dead))
 
     def _plan_or_continue(self, target: Target, pair: Pair, account: AccountState, request: RotationRequest) -> Plan:
         """A continuation never plans its pair again: it finishes the key kind its first delivery chose."""

@@ -102,6 +102,13 @@ class Vault:
             f"(`az keyvault secret recover --name {name} --vault-name <vault>`) to keep its versions, or purge it "
             "to start over; the rotation regenerates nothing until then")
 
+    def disable(self, name: str, version: str) -> None:
+        """Disable one version: reads of it are refused (403 SecretDisabled); its history stays."""
+        try:
+            self._client.update_secret_properties(name, version, enabled=False)
+        except Exception as exc:
+            raise from_sdk(exc, "vault", f"disable version {version} of secret {name}") from None
+
     def publish(self, name: str, value: str, tags: dict[str, str], validity_days: int) -> str:
         """Add a new version and return its id. Every call adds a version; the caller decides when."""
         expires_on = datetime.now(timezone.utc) + timedelta(days=validity_days)

@@ -3,6 +3,7 @@ prove the same behaviour through the real entry points, SDKs and emulator."""
 
 import base64
 import secrets
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -50,17 +51,23 @@ class FakeAccounts:
 
 class FakeVault:
     def __init__(self) -> None:
-        self.versions: dict[str, list[LiveSecret]] = {}
+        self.stored: dict[str, list[LiveSecret]] = {}
 
     def live(self, name):
-        versions = self.versions.get(name)
+        versions = self.stored.get(name)
         return versions[-1] if versions else None
 
     def publish(self, name, value, tags, validity_days):
         version = secrets.token_hex(16)
-        self.versions.setdefault(name, []).append(
+        self.stored.setdefault(name, []).append(
             LiveSecret(name, version, datetime.now(timezone.utc), dict(tags), value))
         return version
+
+    def versions(self, name):
+        return list(self.stored.get(name, []))
+
+    def disable(self, name, version):
+        self.stored[name] = [replace(v, enabled=False) if v.version == version else v for v in self.stored[name]]
 
 
 class FakeVerifier:
@@ -106,7 +113,7 @@ def test_alternate_regenerates_the_key_the_secret_does_not_use():
     second = rotate(rotator)
     assert (second.outcome, second.key_kind, second.previous_key_kind) == ("succeeded", "primary", "secondary")
     assert accounts.regenerated == ["secondary", "primary"]
-    assert [v.tags["keyKind"] for v in vault.versions["cs"]] == ["primary", "secondary", "primary"]
+    assert [v.tags["keyKind"] for v in vault.stored["cs"]] == ["primary", "secondary", "primary"]
 
 
 def test_published_secret_carries_the_tags_and_the_new_key():
@@ -166,7 +173,7 @@ def test_redelivered_request_after_publication_only_records():
     assert rotator.rotate(request).outcome == "succeeded"
     again = rotator.rotate(request)
     assert again.outcome == "succeeded" and again.key_kind == "secondary"
-    assert accounts.regenerated == ["secondary"] and len(vault.versions["cs"]) == 2  # adopted, then rotated
+    assert accounts.regenerated == ["secondary"] and len(vault.stored["cs"]) == 2  # adopted, then rotated
 
 
 def test_failed_regeneration_leaves_the_secret_untouched():
@@ -189,7 +196,7 @@ def test_requesting_the_live_key_under_alternate_is_refused():
 
 def test_an_untagged_secret_is_recognised_by_its_key():
     rotator, accounts, vault, _ = make()
-    vault.versions["cs"] = [LiveSecret("cs", "v0", datetime.now(timezone.utc) - timedelta(days=30), {},
+    vault.stored["cs"] = [LiveSecret("cs", "v0", datetime.now(timezone.utc) - timedelta(days=30), {},
                                        connection_string(ENDPOINT, accounts.keys_["secondary"]))]
     result = rotate(rotator)
     assert (result.key_kind, result.previous_key_kind) == ("primary", "secondary")
@@ -207,7 +214,7 @@ def test_read_only_pair_alternates_into_its_own_secret():
 def test_a_requested_key_kind_picks_the_read_write_key_only():
     rotator, _, vault, _ = make(readonly="cs-ro", cooldown=0)
     rotate(rotator)  # secondary + secondaryReadonly live
-    vault.versions["cs"].pop()  # the read-write secret back to nothing: the pairs are out of step
+    vault.stored["cs"].pop()  # the read-write secret back to nothing: the pairs are out of step
     result = rotate(rotator, key_kind="secondary")
     assert (result.key_kind, result.readonly_key_kind) == ("secondary", "primaryReadonly")
     assert result.outcome == "succeeded"
@@ -215,10 +222,10 @@ def test_a_requested_key_kind_picks_the_read_write_key_only():
 
 def test_dry_run_changes_nothing():
     rotator, accounts, vault, _ = make()
-    before = {name: list(versions) for name, versions in vault.versions.items()}
+    before = {name: list(versions) for name, versions in vault.stored.items()}
     result = rotate(rotator, dry_run=True)
     assert result.outcome == "skipped" and "would rotate secondary" in result.reason
-    assert accounts.regenerated == [] and vault.versions == before
+    assert accounts.regenerated == [] and vault.stored == before
 
 
 @pytest.mark.parametrize("name", ["nope"])
@@ -344,7 +351,7 @@ def test_the_lease_is_confirmed_before_regenerating_and_before_publishing():
 
 def test_a_secret_holding_a_bare_key_is_recognised_by_comparison():
     rotator, accounts, vault, _ = make()
-    vault.versions["cs"] = [LiveSecret("cs", "v0", datetime.now(timezone.utc) - timedelta(days=30), {},
+    vault.stored["cs"] = [LiveSecret("cs", "v0", datetime.now(timezone.utc) - timedelta(days=30), {},
                                        accounts.keys_["primary"])]
     result = rotate(rotator)
     assert (result.key_kind, result.previous_key_kind) == ("secondary", "primary")
