@@ -40,6 +40,7 @@ exit codes:
 examples:
   python -m cosmos_key_rotation adopt --target docdb-prod --key-kind primary   # first: the key apps use today
   python -m cosmos_key_rotation rotate --all --dry-run --json                  # what the next run would do
+  python -m cosmos_key_rotation rotate --target docdb-prod --all-keys          # a leak: replace every key
 """
 
 
@@ -89,7 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser("rotate", help="rotate one target, or all of them", epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     _which(rotate, "rotate")
-    rotate.add_argument("--key-kind", choices=READ_WRITE_KINDS, help="the key kind to regenerate")
+    which_keys = rotate.add_mutually_exclusive_group()
+    which_keys.add_argument("--key-kind", choices=READ_WRITE_KINDS, help="the key kind to regenerate")
+    which_keys.add_argument("--all-keys", action="store_true",
+                            help="an incident: replace every key of the account (rotate, wait "
+                                 "INCIDENT_GRACE_SECONDS for applications to re-read, then regenerate the keys that "
+                                 "were live, read-only ones included); ignores the cooldown and the in-use guard")
     rotate.add_argument("--force", action="store_true", help="rotate even inside the cooldown")
     rotate.add_argument("--dry-run", action="store_true", help="show what would happen; change nothing")
     adopt = commands.add_parser(
@@ -141,7 +147,8 @@ def _rotate(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr: 
     # A regeneration can take hours: say so on stderr while waiting.
     rotator = runtime.rotator(dry_run=args.dry_run, progress=lambda line: print(line, file=stderr, flush=True))
     return _run_each(runtime, args, stdout, stderr, lambda name: rotator.rotate(
-        RotationRequest.new(name, "cli", args.key_kind, args.force, args.dry_run)))
+        RotationRequest.new(name, "cli", args.key_kind, args.force, args.dry_run,
+                            scope="all-keys" if args.all_keys else "rotation")))
 
 
 def _adopt(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

@@ -10,10 +10,14 @@ delivery checks once and either goes on or schedules the next check, up to REGEN
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 from typing import Any
 
-PHASES = ("regenerating", "verifying")
+# regenerating, verifying: a rotation waiting for Azure; grace, retiring: an incident rotation (all keys)
+# waiting for applications to re-read, then for the regeneration of the keys that were live.
+PHASES = ("regenerating", "verifying", "grace", "retiring")
 # Seconds until the next check, by how many checks were made; then the last one repeated.
 DELAYS = (10, 20, 40, 80, 160, 300)
 
@@ -26,17 +30,21 @@ class BadContinuation(ValueError):
 class Continuation:
     secret_name: str
     key_kind: str
-    phase: str  # regenerating | verifying
+    phase: str  # one of PHASES
     since: str  # when that phase began (ISO 8601 UTC): its timeout counts from there
     key_generated_before: str | None = None  # the kind's generationTime before the request (regenerating)
     operation_url: str | None = None  # Resource Manager's Azure-AsyncOperation URL (regenerating)
     checks: int = 0
+    until: str | None = None  # grace: when applications have had their time to re-read (ISO 8601 UTC)
 
     def next(self, **changes: Any) -> Continuation:
         return replace(self, checks=self.checks + 1, **changes)
 
     @property
     def delay_seconds(self) -> int:
+        if self.phase == "grace" and self.until:  # wake when the grace ends
+            ends = datetime.fromisoformat(self.until.replace("Z", "+00:00"))
+            return max(1, math.ceil((ends - datetime.now(timezone.utc)).total_seconds()))
         return DELAYS[min(self.checks, len(DELAYS) - 1)]
 
     def to_json(self) -> dict[str, Any]:
@@ -52,7 +60,7 @@ class Continuation:
                 raise BadContinuation(f"'continuation.{_camel(name)}' is missing")
         if fields["phase"] not in PHASES:
             raise BadContinuation(f"'continuation.phase' is {str(fields['phase'])[:30]!r}")
-        for name in ("key_generated_before", "operation_url"):
+        for name in ("key_generated_before", "operation_url", "until"):
             if fields[name] is not None and not isinstance(fields[name], str):
                 raise BadContinuation(f"'continuation.{_camel(name)}' is not a string")
         checks = fields["checks"] if fields["checks"] is not None else 0

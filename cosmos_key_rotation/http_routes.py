@@ -20,6 +20,7 @@ import azure.functions as func
 
 from .accounts import READ_WRITE_KINDS
 from .errors import RotationError
+from .plan import SCOPES
 from .rotation import RotationRequest, pairs_of
 from .rotation_queue import enqueue
 from .runtime import Runtime, get_runtime
@@ -27,7 +28,7 @@ from .settings import SettingsError
 from .status import all_targets
 
 logger = logging.getLogger(__name__)
-_REQUEST_FIELDS = {"target", "keyKind", "force"}
+_REQUEST_FIELDS = {"target", "keyKind", "force", "scope"}
 # What the target's own state refuses (the caller or an operator must act first), answered 409 at once.
 _STATE_CONFLICTS = ("KeyKindIsLive", "NoLiveSecret", "KeyChangedOutside", "SecretDeleted", "SecretDisabled")
 _ROTATION_ID = re.compile(r"[0-9a-fA-F-]{36}")
@@ -83,13 +84,13 @@ def targets(req: func.HttpRequest) -> func.HttpResponse:
 
 def _request_rotation(req: func.HttpRequest, runtime: Runtime) -> func.HttpResponse:
     body = _parse_body(req)
-    target_name, key_kind, force = _validate(body, runtime)
+    target_name, key_kind, force, scope = _validate(body, runtime)
     target = runtime.target(target_name)
     busy = runtime.leases.in_progress(target)
     if busy is not None:
         raise HttpError(409, "RotationInProgress", f"a rotation of account {target.account} is running now"
                         if busy == "running" else busy)
-    request = RotationRequest.new(target.name, "http", key_kind=key_kind, force=force)
+    request = RotationRequest.new(target.name, "http", key_kind=key_kind, force=force, scope=scope)
     _refuse_early(runtime, target, request)
     enqueue(runtime.records, runtime.queue, request, "RotationRequested", target)
     status_url = _status_url(req, request.id)
@@ -107,7 +108,7 @@ def _parse_body(req: func.HttpRequest) -> dict[str, Any]:
     return body
 
 
-def _validate(body: dict[str, Any], runtime: Runtime) -> tuple[str, str | None, bool]:
+def _validate(body: dict[str, Any], runtime: Runtime) -> tuple[str, str | None, bool, str]:
     unknown = sorted(set(body) - _REQUEST_FIELDS)
     if unknown:
         raise HttpError(400, "UnknownField", f"unknown field(s) {', '.join(unknown)}; allowed: "
@@ -125,7 +126,13 @@ def _validate(body: dict[str, Any], runtime: Runtime) -> tuple[str, str | None, 
     force = body.get("force", False)
     if not isinstance(force, bool):
         raise HttpError(400, "InvalidForce", '"force" must be true or false')
-    return name, key_kind, force
+    scope = body.get("scope", "rotation")
+    if scope not in SCOPES:
+        raise HttpError(400, "InvalidScope", f'"scope" must be one of {", ".join(SCOPES)}')
+    if scope == "all-keys" and key_kind is not None:
+        raise HttpError(400, "InvalidScope", '"keyKind" cannot be combined with "scope": "all-keys", which '
+                        "replaces every key of the account")
+    return name, key_kind, force, scope
 
 
 def _refuse_early(runtime: Runtime, target: Any, request: RotationRequest) -> None:

@@ -29,7 +29,8 @@ class Verdict:
         return "KeyInUse" if self.code == "KeyStillInUse" else "KeyUsageUnknown"
 
 
-def judge(usage: KeyUsage, mode: str, account: str, kind: str, regenerates_live: bool, forced: bool) -> Verdict:
+def judge(usage: KeyUsage, mode: str, account: str, kind: str, regenerates_live: bool, forced: bool,
+          forced_by: str = "the request says force") -> Verdict:
     clients = tuple(usage.clients_of(kind))
     window = window_text(usage.window_hours)
     if clients:
@@ -39,7 +40,7 @@ def judge(usage: KeyUsage, mode: str, account: str, kind: str, regenerates_live:
             why = (f"the {kind} key is the live one (a fixed strategy), so they lose it now unless they re-read "
                    "the secret")
         elif forced or mode == "warn":
-            why = "rotating anyway: " + ("the request says force" if forced else "IN_USE_GUARD=warn")
+            why = "rotating anyway: " + (forced_by if forced else "IN_USE_GUARD=warn")
         else:
             return Verdict(False, code="KeyStillInUse", message=f"{said}; nothing was regenerated", clients=clients)
         return Verdict(True, code="KeyStillInUse", message=f"{said}; {why}", clients=clients)
@@ -47,7 +48,7 @@ def judge(usage: KeyUsage, mode: str, account: str, kind: str, regenerates_live:
         said = (f"the workspace holds no data-plane request of {account} in the last {window}: no diagnostic "
                 "setting sends DataPlaneRequests there, or nothing used the account")
         if forced or mode == "warn":
-            why = "the request says force" if forced else "IN_USE_GUARD=warn"
+            why = forced_by if forced else "IN_USE_GUARD=warn"
             return Verdict(True, code="KeyUsageUnknown", message=f"{said}; rotating anyway: {why}")
         return Verdict(False, code="KeyUsageUnknown", message=f"{said}; nothing was regenerated")
     return Verdict(True, code=None, message=f"no client used the {kind} key of {account} in the last {window}")

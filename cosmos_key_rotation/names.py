@@ -38,6 +38,7 @@ PRODUCT_SETTINGS = (
     "IN_USE_GUARD",
     "IN_USE_WINDOW_HOURS",
     "LOGS_ENDPOINT",
+    "INCIDENT_GRACE_SECONDS",
 )
 
 # Settings the Functions host reads, not the product code; the Bicep sets them too.
@@ -91,4 +92,6 @@ EVENT_NAMES = (
     "KeyUsageUnknown",
     "OldVersionsDisabled",
     "OldVersionsNotDisabled",
+    "KeysRetiring",
+    "KeyRetired",
 )

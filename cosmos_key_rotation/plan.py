@@ -17,6 +17,8 @@ from .times import parse_iso
 from .vault import LiveSecret
 
 TRIGGERS = ("timer", "http", "cli")
+# What a request replaces: one key per pair as usual, or (an incident) every key of the account.
+SCOPES = ("rotation", "all-keys")
 # A secret published without our keyGeneratedAt tag is compared by its creation time, which Key Vault
 # keeps in whole seconds: allow for that rounding.
 _CREATED_ON_ROUNDING = timedelta(seconds=1)
@@ -33,11 +35,18 @@ class RotationRequest:
     attempt: int = 1
     retryable: bool = False  # the caller retries a transient failure (the queue worker)
     continuation: Continuation | None = None  # where a rotation waiting for Azure stands
+    scope: str = "rotation"  # or "all-keys": an incident rotation (incident.py)
+
+    @property
+    def all_keys(self) -> bool:
+        return self.scope == "all-keys"
 
     @staticmethod
     def new(target: str, trigger: str, key_kind: str | None = None, force: bool = False,
-            dry_run: bool = False) -> RotationRequest:
-        return RotationRequest(str(uuid.uuid4()), target, trigger, key_kind, force, dry_run)
+            dry_run: bool = False, scope: str = "rotation") -> RotationRequest:
+        # An incident rotation is never held back by the cooldown.
+        return RotationRequest(str(uuid.uuid4()), target, trigger, key_kind, force or scope == "all-keys", dry_run,
+                               scope=scope)
 
 
 @dataclass(frozen=True)

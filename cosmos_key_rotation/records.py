@@ -16,7 +16,8 @@ STATUSES = ("queued", "running", "succeeded", "failed", "skipped")  # running: a
 FINAL_STATUSES = ("succeeded", "failed", "skipped")
 # Written before each regenerateKey request so that a redelivery finishes that regeneration: they describe
 # work in progress, and a finished rotation's answer leaves them out (its outcome fields say what happened).
-IN_PROGRESS_FIELDS = ("phase", "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore")
+IN_PROGRESS_FIELDS = ("phase", "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore",
+                      "graceUntil", "retireGeneratedBefore")
 
 # The fields a rotation record may hold, in the order the HTTP API shows them.
 FIELDS = (
@@ -24,6 +25,9 @@ FIELDS = (
     "secretName", "secretVersion", "readonlyKeyKind", "readonlySecretVersion", "reason", "errorCode",
     "errorMessage", "attempt", "requestedAt", "startedAt", "finishedAt", "durationMs",
     "phase", "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore",
+    # An incident rotation (scope all-keys): where it stands (replacing, grace, retiring, done), until when
+    # applications get to re-read, the key kinds it regenerated last and each one's generationTime before.
+    "scope", "incidentPhase", "graceUntil", "retireGeneratedBefore", "retiredKeyKinds",
 )
 
 

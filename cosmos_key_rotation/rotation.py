@@ -17,6 +17,9 @@ configured, its read-only pair into that one. For each pair:
                  key has been regenerated since are disabled (hygiene.py).
 6. record      — the outcome, in the status record and as events.
 
+An incident rotation (scope all-keys, incident.py) then waits INCIDENT_GRACE_SECONDS for applications to
+re-read and regenerates the keys that were live: `retire`.
+
 Under `alternate` the key regenerated is one applications do not hold, so it is verified before it is
 published: until it verifies, nothing changes. Under a fixed strategy (`primary`, `secondary`) the key
 regenerated is the live one, dead the moment the regeneration completes: the new key is published as soon
@@ -42,6 +45,7 @@ from .errors import LeaseBusy, RotationError
 from .events import EventLog
 from .hygiene import dead_versions
 from .in_use_guard import judge
+from .incident import generated_before, grace_until, kinds_to_retire, retired, to_record
 from .key_usage import KeyUsageReader
 from .leases import Marker, NoLease
 from .plan import TRIGGERS, Pair, Plan, RotationRequest, decide
@@ -55,6 +59,7 @@ from .verification import StillVerifying, Verifier
 __all__ = ["TRIGGERS", "RotationRequest", "RotationResult", "Rotator", "pairs_of"]
 
 log = logging.getLogger(__name__)
+INCIDENT = ("grace", "retiring")  # the continuation phases of an incident rotation
 
 
 @dataclass
@@ -224,16 +229,21 @@ class Rotator:
         """Mark the account, put the continuation on the queue, and report the rotation running."""
         request, result = context.request, context.result
         assert self.hand_over is not None
-        timeout = (self.settings.regeneration_timeout_minutes * 60 if continuation.phase == "regenerating"
-                   else self.settings.verify_timeout_seconds)
+        timeout = {"regenerating": self.settings.regeneration_timeout_minutes * 60,
+                   "verifying": self.settings.verify_timeout_seconds}.get(
+            continuation.phase, self.settings.incident_grace_seconds + self.settings.regeneration_timeout_minutes * 60)
         until = (parse_iso(continuation.since) or datetime.now(timezone.utc)) + timedelta(seconds=timeout)
         context.lease.mark(Marker(request.id, continuation.key_kind, continuation.since, iso(until)))
         delay = continuation.delay_seconds
         self.hand_over(replace(request, continuation=continuation, attempt=1), delay)
         _describe(result, context, published_only=True)
         result.outcome, result.phase = "running", continuation.phase
-        result.reason = (f"{continuation.phase} the {continuation.key_kind} key into {continuation.secret_name}: Azure "
-                         f"is still working; next check in {delay} s (check {continuation.checks + 1})")
+        if continuation.phase == "grace":
+            result.reason = (f"incident: every key replaced; applications have until {continuation.until} to re-read "
+                             f"the secrets (INCIDENT_GRACE_SECONDS), then the keys that were live are regenerated")
+        else:
+            result.reason = (f"{continuation.phase} the {continuation.key_kind} key into {continuation.secret_name}: "
+                             f"Azure is still working; next check in {delay} s (check {continuation.checks + 1})")
 
     def _unmark(self, context: Context) -> None:
         """The rotation ended: lift its marker, if it set one."""
@@ -264,6 +274,8 @@ class Rotator:
         if not work:
             _describe(result, context)
             if any(p.action == "done" for p in context.plans):  # an earlier delivery published it all
+                if request.all_keys:  # and the incident's next phases are left
+                    self.retire(context)
                 result.outcome = "succeeded"
             else:
                 result.outcome, result.reason = "skipped", _cooldown_reason(context.plans[0], self.settings)
@@ -277,6 +289,8 @@ class Rotator:
             else:
                 self._finish_pair(context, plan, events)
         _describe(result, context)
+        if request.all_keys and not adopting:
+            self.retire(context)
         result.outcome = "succeeded"
         if adopting:
             result.reason = ("adopted the declared live key (liveKeyKind): " + ", ".join(
@@ -343,7 +357,7 @@ class Rotator:
     def _plan_or_continue(self, target: Target, pair: Pair, account: AccountState, request: RotationRequest) -> Plan:
         """A continuation never plans its pair again: it finishes the key kind its first delivery chose."""
         continuation = request.continuation
-        if continuation is None or continuation.secret_name != pair.secret_name:
+        if continuation is None or continuation.secret_name != pair.secret_name or continuation.phase in INCIDENT:
             return self.plan(target, pair, account, request)
         live = self.vault_for(target.key_vault_uri).live(pair.secret_name)
         if live is not None and live.rotation_id == request.id:  # an earlier delivery published it
@@ -356,7 +370,9 @@ class Rotator:
         check on a continuation."""
         if self.hand_over is None:
             return None
-        return 0.0 if request.continuation is not None else self.wait_seconds
+        # A continuation checks once; the grace's end starts the retiring regenerations afresh.
+        waiting = request.continuation is not None and request.continuation.phase != "grace"
+        return 0.0 if waiting else self.wait_seconds
 
     def _phase(self, request: RotationRequest, phase: str) -> None:
         if not request.dry_run:
@@ -391,7 +407,8 @@ class Rotator:
             return
         refusals = []
         for plan in plans:
-            verdict = judge(usage, mode, target.account, plan.kind, plan.publish_first, request.force)
+            verdict = judge(usage, mode, target.account, plan.kind, plan.publish_first, request.force,
+                            "an incident rotation (all keys)" if request.all_keys else "the request says force")
             if verdict.code is None:
                 continue
             context.events.emit(
@@ -403,6 +420,96 @@ class Rotator:
                 refusals.append(verdict)
         if refusals:
             raise RotationError(refusals[0].code or "KeyStillInUse", "; ".join(v.message for v in refusals))
+
+    # -- an incident rotation's last phases (incident.py) -------------------------------------------------
+
+    def retire(self, context: Context) -> None:
+        """After every pair was rotated: give applications INCIDENT_GRACE_SECONDS to re-read, then regenerate
+        the keys that were live (and both read-only ones when no read-only secret holds them)."""
+        target, request = context.target, context.request
+        assert context.account is not None
+        record = self.records.get(request.id) if self.records is not None else None
+        kinds = kinds_to_retire(context.plans, bool(target.readonly_secret_name))
+        before = generated_before(record, kinds, context.account.key_generated_at)
+        until = grace_until(record, datetime.now(timezone.utc), self.settings.incident_grace_seconds)
+        self._save(request.id, incidentPhase="grace", graceUntil=iso(until), retireGeneratedBefore=to_record(before))
+        self._wait_for_grace(context, until, kinds)
+        self.guard_report(context, kinds)
+        self._save(request.id, incidentPhase="retiring")
+        account = self.accounts.get(target)
+        for kind in kinds:
+            if not retired(kind, before, account.key_generated_at):
+                account = self._retire_key(context, kind, before[kind])
+        context.account = account
+        for plan in context.plans:
+            live = context.published.get(plan.pair.secret_name) or (plan.live.version if plan.live else "")
+            events = context.events.bind(secretName=plan.pair.secret_name)
+            self.disable_dead_versions(target, plan, live, account, events)
+        self._save(request.id, incidentPhase="done", retiredKeyKinds=",".join(kinds))
+        context.result.reason = ("incident: every key replaced; the keys that were live regenerated "
+                                 f"({', '.join(kinds)})")
+
+    def _wait_for_grace(self, context: Context, until: datetime, kinds: list[str]) -> None:
+        """In-process when the wait fits this run (the CLI always); else a continuation that wakes at `until`."""
+        target, request = context.target, context.request
+        left = (until - datetime.now(timezone.utc)).total_seconds()
+        if left <= 0:
+            return
+        context.events.emit("KeysRetiring", f"KeysRetiring {target.name}: every key replaced; applications have "
+                            f"{left:.0f} s to re-read the secrets, then {', '.join(kinds)} are regenerated",
+                            phase="grace", reason=f"until {iso(until)}")
+        budget = self._wait_budget(request)
+        if budget is not None and left > budget:
+            raise _HandOver(Continuation(target.secret_name, ",".join(kinds), "grace", now_text(), until=iso(until)))
+        report = self._reporter(target, "waiting for applications to re-read before retiring the old keys")
+        while (left := (until - datetime.now(timezone.utc)).total_seconds()) > 0:
+            if report is not None:
+                report(self.settings.incident_grace_seconds - left)
+            context.lease.confirm()
+            time.sleep(min(left, 5.0))
+
+    def guard_report(self, context: Context, kinds: list[str]) -> None:
+        """The incident overrides the in-use guard: it names who still used a key about to be retired."""
+        workspace = self.settings.workspace_for(context.target)
+        if workspace is None or self.key_usage is None:
+            return
+        try:
+            usage = self.key_usage.read(workspace, context.target)
+        except RotationError:
+            return  # a report only: the incident goes on
+        for kind in kinds:
+            verdict = judge(usage, self.settings.in_use_guard, context.target.account, kind, False, True,
+                            "an incident rotation (all keys): the old key is retired now")
+            if verdict.clients:
+                context.events.emit(verdict.event, f"{verdict.event} {context.target.name}: {verdict.message}",
+                                    logging.WARNING, keyKind=kind, guard=self.settings.in_use_guard, forced=True,
+                                    windowHours=usage.window_hours,
+                                    clients=json.dumps([c.to_json() for c in verdict.clients]))
+
+    def _retire_key(self, context: Context, kind: str, before: datetime | None) -> AccountState:
+        """Regenerate one key that was live; a continuation follows a regeneration that outlasts this run."""
+        target, request, lease = context.target, context.request, context.lease
+        continuing = request.continuation
+        asked_at = now_text()
+
+        def before_send() -> None:
+            lease.confirm()
+            self._save(request.id, phase="regenerating", regeneratingKeyKind=kind, regenerationRequestedAt=now_text(),
+                       keyGeneratedBefore=iso(before) if before else None)
+
+        wait = self._wait_budget(request)
+        try:
+            if continuing is not None and continuing.phase == "retiring" and continuing.key_kind == kind:
+                account = self.regenerator.follow(target, kind, before, continuing.operation_url, wait)
+            else:
+                account = self.regenerator.regenerate(target, kind, before, before_send, wait,
+                                                      self._reporter(target, f"retiring the {kind} key"))
+        except StillRegenerating as still:
+            raise _HandOver(Continuation(target.secret_name, kind, "retiring", asked_at,
+                                         iso(before) if before else None, still.operation_url)) from None
+        context.events.emit("KeyRetired", f"KeyRetired {target.name} {kind}: the key that was live is regenerated",
+                            keyKind=kind, phase="retiring")
+        return account
 
     def regenerate(self, context: Context, plan: Plan, events: EventLog,
                    continuing: Continuation | None) -> AccountState:

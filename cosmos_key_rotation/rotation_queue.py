@@ -11,7 +11,7 @@ from .accounts import READ_WRITE_KINDS
 from .continuation import BadContinuation, Continuation
 from .error_table import from_sdk
 from .names import QUEUE_NAME
-from .plan import TRIGGERS, RotationRequest
+from .plan import SCOPES, TRIGGERS, RotationRequest
 from .times import now_text
 
 
@@ -27,6 +27,8 @@ def to_message(request: RotationRequest) -> str:
         "keyKind": request.key_kind,
         "force": request.force,
     }
+    if request.all_keys:
+        document["scope"] = request.scope
     if request.continuation is not None:
         document["continuation"] = request.continuation.to_json()
     return json.dumps(document)
@@ -48,6 +50,9 @@ def from_message(body: str, attempt: int) -> RotationRequest:
     if key_kind is not None and key_kind not in READ_WRITE_KINDS:
         # Caught here, not as a 400 from Resource Manager after the lease was taken.
         raise BadMessage(f"message 'keyKind' is {str(key_kind)[:40]!r}; expected one of {', '.join(READ_WRITE_KINDS)}")
+    scope = document.get("scope", "rotation")
+    if scope not in SCOPES:
+        raise BadMessage(f"message 'scope' is {str(scope)[:40]!r}; expected one of {', '.join(SCOPES)}")
     try:
         continuation = Continuation.from_json(document["continuation"]) if "continuation" in document else None
     except BadContinuation as exc:
@@ -61,6 +66,7 @@ def from_message(body: str, attempt: int) -> RotationRequest:
         attempt=attempt,
         retryable=True,
         continuation=continuation,
+        scope=scope,
     )
 
 
@@ -90,7 +96,7 @@ def enqueue(records: Any, queue: RotationQueue, request: RotationRequest, event:
 
     records.save(request.id, status="queued", target=request.target, trigger=request.trigger,
                  requestedKeyKind=request.key_kind, force=request.force, requestedAt=now_text(),
-                 secretName=target.secret_name)
+                 secretName=target.secret_name, scope=request.scope if request.all_keys else None)
     try:
         queue.send(request)
     except Exception as exc:

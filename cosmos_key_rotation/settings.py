@@ -121,6 +121,7 @@ class Settings:
     key_usage_workspace_id: str | None = None  # KEY_USAGE_WORKSPACE_ID: for targets that name none
     in_use_guard: str = "off"  # enforce | warn | off (in_use_guard.py)
     in_use_window_hours: float = 24.0
+    incident_grace_seconds: int = 300  # an incident rotation's wait before it retires the keys that were live
 
     def workspace_for(self, target: Target) -> str | None:
         """Where the guard reads the target's key usage; None: the guard is off for it."""
@@ -183,6 +184,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         key_usage_workspace_id=reader.guid("KEY_USAGE_WORKSPACE_ID"),
         in_use_guard=_in_use_guard(reader, targets),
         in_use_window_hours=reader.number("IN_USE_WINDOW_HOURS", 24.0, 1 / 3600, 24 * 90),
+        incident_grace_seconds=reader.integer("INCIDENT_GRACE_SECONDS", 300, 0, 86400),
     )
     if problems:
         raise SettingsError(problems)

@@ -160,6 +160,11 @@ param inUseGuard string = ''
 @description('IN_USE_WINDOW_HOURS: how far back the guard looks for uses of a key (fractions allowed).')
 param inUseWindowHours string = '24'
 
+@minValue(0)
+@maxValue(86400)
+@description('INCIDENT_GRACE_SECONDS: after an incident rotation replaced every key, how long applications get to re-read the secrets before the keys that were live are regenerated.')
+param incidentGraceSeconds int = 300
+
 // ---------------------------------------------------------------------------------------------------
 // The function app.
 @allowed([
@@ -393,6 +398,7 @@ module functionApp 'modules/functionapp.bicep' = {
     keyUsageWorkspaceId: resolvedKeyUsageWorkspaceId
     inUseGuard: inUseGuard
     inUseWindowHours: inUseWindowHours
+    incidentGraceSeconds: incidentGraceSeconds
   }
   // The host starts as soon as the site exists: let it find its storage, vault and telemetry roles.
   dependsOn: [

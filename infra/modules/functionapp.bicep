@@ -58,6 +58,8 @@ param keyUsageWorkspaceId string
 param inUseGuard string
 @description('How far back the in-use guard looks, in hours.')
 param inUseWindowHours string
+@description('An incident rotation\'s wait for applications to re-read before the keys that were live are regenerated, in seconds.')
+param incidentGraceSeconds int
 
 // Every app setting, in one place: tests/infra compares these names with cosmos_key_rotation/names.py.
 // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
@@ -115,6 +117,7 @@ var appSettings = {
   KEY_USAGE_WORKSPACE_ID: keyUsageWorkspaceId
   IN_USE_GUARD: inUseGuard
   IN_USE_WINDOW_HOURS: inUseWindowHours
+  INCIDENT_GRACE_SECONDS: string(incidentGraceSeconds)
   // Empty: the Logs API of AZURE_CLOUD (api.loganalytics.io, .azure.cn, .us); set only to aim elsewhere.
   LOGS_ENDPOINT: ''
   // Not here on purpose: AzureWebJobs.scheduled_rotation.Disabled (and its two underscore spellings), which
