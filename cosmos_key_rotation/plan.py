@@ -16,7 +16,7 @@ from .errors import RotationError
 from .times import parse_iso
 from .vault import LiveSecret
 
-TRIGGERS = ("timer", "http", "cli")
+TRIGGERS = ("timer", "http", "cli", "event")  # event: Key Vault's expiry events (expiry_events.py)
 # What a request replaces: one key per pair as usual, or (an incident) every key of the account.
 SCOPES = ("rotation", "all-keys")
 # A secret published without our keyGeneratedAt tag is compared by its creation time, which Key Vault

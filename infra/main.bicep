@@ -166,6 +166,11 @@ param inUseWindowHours string = '24'
 param incidentGraceSeconds int = 300
 
 // ---------------------------------------------------------------------------------------------------
+// Safety net (modules/expiry-events.bicep): Key Vault's expiry events start a rotation.
+@description('The name of the vault\'s existing Event Grid system topic, when it has one (a vault has at most one); empty: one is created. azd subscribes the function secret_expiry to it after each deployment.')
+param existingVaultSystemTopicName string = ''
+
+// ---------------------------------------------------------------------------------------------------
 // The function app.
 @allowed([
   '3.10'
@@ -238,6 +243,7 @@ var names = {
   identity: !empty(identityName) ? identityName : '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
   actionGroup: !empty(actionGroupName) ? actionGroupName : '${abbrs.insightsActionGroups}${resourceToken}'
   alertPrefix: '${abbrs.insightsScheduledQueryRules}${resourceToken}-'
+  expiryTopic: '${abbrs.eventGridSystemTopics}${resourceToken}'
 }
 var functionAppResolvedName = names.functionApp
 var deploymentContainerName = 'app-package-${toLower(take(functionAppResolvedName, 32))}-${take(resourceToken, 7)}'
@@ -491,6 +497,20 @@ module keyVaultAccess 'modules/keyvault-access.bicep' = {
   ]
 }
 
+module expiryEvents 'modules/expiry-events.bicep' = {
+  name: 'expiry-events-${resourceToken}'
+  scope: resourceGroup(vault.subscriptionId, vault.resourceGroup)
+  params: {
+    vaultName: vault.name
+    topicName: names.expiryTopic
+    existingTopicName: existingVaultSystemTopicName
+    tags: tags
+  }
+  dependsOn: [
+    keyVault
+  ]
+}
+
 // ---------------------------------------------------------------------------------------------------
 module ops 'modules/ops.bicep' = {
   name: 'ops'
@@ -527,6 +547,11 @@ output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.workspaceId
 // The workspace the in-use guard reads (empty: the guard is off), by its customerId.
 output KEY_USAGE_WORKSPACE_ID string = resolvedKeyUsageWorkspaceId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+// What scripts/subscribe-expiry-events.sh (azd postdeploy) needs to subscribe the function to the topic.
+output EXPIRY_TOPIC_NAME string = expiryEvents.outputs.name
+output EXPIRY_TOPIC_RESOURCE_GROUP string = expiryEvents.outputs.resourceGroup
+output EXPIRY_TOPIC_SUBSCRIPTION_ID string = expiryEvents.outputs.subscriptionId
+output AZURE_FUNCTION_APP_ID string = functionApp.outputs.id
 output WORKBOOK_ID string = ops.outputs.workbookId
 output WORKBOOK_URL string = ops.outputs.workbookUrl
 // The custom roles' names carry the environment and the resource token (custom role names are unique

@@ -16,6 +16,7 @@ CONCERN_MODULES = {
     "storage.bicep",
     "monitoring.bicep",
     "functionapp.bicep",
+    "expiry-events.bicep",
     "rbac.bicep",
     "cosmos-roles.bicep",
     "cosmos-access.bicep",

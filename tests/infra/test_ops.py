@@ -231,10 +231,11 @@ def test_function_failure_alert_watches_the_timer_and_the_worker_by_their_names(
         "request_rotation",
         "rotation_status",
         "targets",
+        "secret_expiry",
     }
     kql = without_comments(read(QUERIES / "function-failed.kql"))
     watched = set(re.findall(r'"(\w+)"', kql.split("Name in (", 1)[1].split(")", 1)[0]))
-    assert watched == {"scheduled_rotation", "rotation_worker"} <= in_code
+    assert watched == {"scheduled_rotation", "rotation_worker", "secret_expiry"} <= in_code
     assert "Success == false" in kql
     assert dimensions(trees, "functionFailedAlert") == ["functionName"]
     assert "functionName = Name" in kql

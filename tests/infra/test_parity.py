@@ -669,3 +669,28 @@ def test_the_app_queries_the_workspace_with_the_least_role_and_the_guard_reads_i
     assert set(names.ARM_ACTIONS) == {"Microsoft.DocumentDB/databaseAccounts/read",
                                       "Microsoft.DocumentDB/databaseAccounts/listKeys/action",
                                       "Microsoft.DocumentDB/databaseAccounts/regenerateKey/action"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Safety net: Key Vault's expiry events to the function that rotates.
+
+
+def test_the_vaults_expiry_events_reach_the_function_that_handles_them(trees):
+    from cosmos_key_rotation.expiry_events import EXPIRY_EVENTS
+    from cosmos_key_rotation.functions import expiry
+
+    module = read(MODULES / "expiry-events.bicep")
+    assert "resource topic 'Microsoft.EventGrid/systemTopics@2025-02-15' = if (empty(existingTopicName))" in module
+    assert "source: vault.id\n    topicType: 'Microsoft.KeyVault.vaults'" in module
+    script = read(INFRA.parent / "scripts" / "subscribe-expiry-events.sh")
+    handler = "secret_expiry"
+    assert "def secret_expiry(event: func.EventGridEvent)" in read(INFRA.parent / "cosmos_key_rotation" / "functions"
+                                                                    / "expiry.py") and expiry.bp is not None
+    assert f'--endpoint "$AZURE_FUNCTION_APP_ID/functions/{handler}"' in script
+    assert "--endpoint-type azurefunction" in script
+    assert f"--included-event-types {' '.join(EXPIRY_EVENTS)}" in script
+    outputs = trees["main.bicep"]["outputs"]
+    for name in ("EXPIRY_TOPIC_NAME", "EXPIRY_TOPIC_RESOURCE_GROUP", "EXPIRY_TOPIC_SUBSCRIPTION_ID",
+                 "AZURE_FUNCTION_APP_ID"):
+        assert f'"${{{name}:' in script and name in outputs, name
+    assert "run: ./scripts/subscribe-expiry-events.sh" in read(INFRA.parent / "azure.yaml")
