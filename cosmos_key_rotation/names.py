@@ -39,6 +39,7 @@ PRODUCT_SETTINGS = (
     "IN_USE_WINDOW_HOURS",
     "LOGS_ENDPOINT",
     "INCIDENT_GRACE_SECONDS",
+    "HEARTBEAT_SCHEDULE",
 )
 
 # Settings the Functions host reads, not the product code; the Bicep sets them too.
@@ -94,4 +95,5 @@ EVENT_NAMES = (
     "OldVersionsNotDisabled",
     "KeysRetiring",
     "KeyRetired",
+    "RotationHeartbeat",
 )

@@ -16,6 +16,7 @@ STRATEGIES = ("alternate", "primary", "secondary")
 LIVE_KEY_KINDS = ("primary", "secondary")
 GUARD_MODES = ("enforce", "warn", "off")  # IN_USE_GUARD (in_use_guard.py)
 DEFAULT_SCHEDULE = "0 0 3 1,15 * *"
+DEFAULT_HEARTBEAT_SCHEDULE = "0 30 6 * * *"  # daily, 06:30 UTC (heartbeat.py)
 DEFAULT_DISCOVERY_TAG = "cosmos-key-rotation=enabled"
 # The host's own switch for one function (docs: "How to disable functions in Azure Functions"); Linux app
 # settings may reach the worker with the dots as underscores.
@@ -102,6 +103,7 @@ class Discovery:
 class Settings:
     targets: tuple[Target, ...]
     schedule: str = DEFAULT_SCHEDULE
+    heartbeat_schedule: str = DEFAULT_HEARTBEAT_SCHEDULE
     cloud: Cloud = CLOUDS["AzureCloud"]
     arm_endpoint: str = CLOUDS["AzureCloud"].resource_manager
     client_id: str | None = None
@@ -164,6 +166,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     settings = Settings(
         targets=targets,
         schedule=_schedule(reader),
+        heartbeat_schedule=_schedule(reader, "HEARTBEAT_SCHEDULE", DEFAULT_HEARTBEAT_SCHEDULE),
         cloud=cloud,
         arm_endpoint=reader.https_url("ARM_ENDPOINT") or cloud.resource_manager,
         client_id=reader.guid("AZURE_CLIENT_ID"),
@@ -284,19 +287,19 @@ def _url_problems(name: str, url: str) -> list[str]:
     return []
 
 
-def _schedule(reader: _Reader) -> str:
-    schedule = reader.text("ROTATION_SCHEDULE") or DEFAULT_SCHEDULE
+def _schedule(reader: _Reader, setting: str = "ROTATION_SCHEDULE", default: str = DEFAULT_SCHEDULE) -> str:
+    schedule = reader.text(setting) or default
     fields = schedule.split()
     if len(fields) != 6:
         reader.problems.append(
-            f"ROTATION_SCHEDULE is {schedule!r}; expected an NCRONTAB expression of 6 fields "
-            "(second minute hour day month day-of-week), e.g. '0 0 3 1,15 * *'"
+            f"{setting} is {schedule!r}; expected an NCRONTAB expression of 6 fields "
+            f"(second minute hour day month day-of-week), e.g. '{default}'"
         )
         return schedule
     for field, (name, low, high) in zip(fields, _CRON_RANGES, strict=True):
         problem = _cron_field_problem(field, name, low, high)
         if problem:
-            reader.problems.append(f"ROTATION_SCHEDULE is {schedule!r}: its {name} field {field!r} {problem}")
+            reader.problems.append(f"{setting} is {schedule!r}: its {name} field {field!r} {problem}")
     return schedule
 
 

@@ -162,6 +162,9 @@ param inUseWindowHours string = '24'
 
 @minValue(0)
 @maxValue(86400)
+@description('HEARTBEAT_SCHEDULE: when the app logs the age of every key of every target (NCRONTAB, UTC); the overdue alert reads it daily.')
+param heartbeatSchedule string = '0 30 6 * * *'
+
 @description('INCIDENT_GRACE_SECONDS: after an incident rotation replaced every key, how long applications get to re-read the secrets before the keys that were live are regenerated.')
 param incidentGraceSeconds int = 300
 
@@ -196,9 +199,6 @@ param instanceMemoryMB int = 2048
 @description('E-mail that receives the alerts; empty for none.')
 param alertEmail string = ''
 
-@minValue(2)
-@description('Alert when a target has had no successful rotation for this many days: twice the schedule\'s longest gap (17 days for the default schedule).')
-param staleRotationLookbackDays int = 34
 
 @minValue(30)
 @maxValue(730)
@@ -405,6 +405,7 @@ module functionApp 'modules/functionapp.bicep' = {
     inUseGuard: inUseGuard
     inUseWindowHours: inUseWindowHours
     incidentGraceSeconds: incidentGraceSeconds
+    heartbeatSchedule: heartbeatSchedule
   }
   // The host starts as soon as the site exists: let it find its storage, vault and telemetry roles.
   dependsOn: [
@@ -522,7 +523,6 @@ module ops 'modules/ops.bicep' = {
     actionGroupName: names.actionGroup
     alertNamePrefix: names.alertPrefix
     alertEmail: alertEmail
-    staleRotationLookbackDays: staleRotationLookbackDays
   }
 }
 

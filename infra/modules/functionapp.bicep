@@ -60,6 +60,8 @@ param inUseGuard string
 param inUseWindowHours string
 @description('An incident rotation\'s wait for applications to re-read before the keys that were live are regenerated, in seconds.')
 param incidentGraceSeconds int
+@description('When the heartbeat with every key\'s age is logged (NCRONTAB, UTC).')
+param heartbeatSchedule string
 
 // Every app setting, in one place: tests/infra compares these names with cosmos_key_rotation/names.py.
 // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
@@ -89,6 +91,7 @@ var appSettings = {
 
   // The product.
   ROTATION_SCHEDULE: rotationSchedule
+  HEARTBEAT_SCHEDULE: heartbeatSchedule
   COSMOS_SUBSCRIPTION_ID: cosmosSubscriptionId
   COSMOS_RESOURCE_GROUP: cosmosResourceGroup
   COSMOS_ACCOUNT_NAME: cosmosAccountName

@@ -14,8 +14,6 @@ param actionGroupName string
 param alertNamePrefix string
 @description('E-mail for the alerts; empty for none (the alerts still show in Azure Monitor).')
 param alertEmail string
-@description('Alert when a target has had no successful rotation for this many days.')
-param staleRotationLookbackDays int
 
 var emailReceivers = [
   {
@@ -138,12 +136,10 @@ resource rotationFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01'
   }
 }
 
-// No successful rotation within staleRotationLookbackDays (default 34: twice the longest gap of the
-// default schedule, 03:00 UTC on the 1st and the 15th, i.e. one missed or failed run is tolerated).
-// A log search alert reads at most two days of data (longer ago() ranges and overrideQueryTimeRange are
-// cut to 48 hours), so the rule cannot look 34 days back. Instead it runs daily over the last two days
-// and uses the key generation times that every final rotation event carries (see
-// queries/stale-rotation.kql). It fires on the evaluation after a run that leaves a target overdue.
+// A key older than MAX_KEY_AGE_DAYS, of any target, read-only keys included; or no heartbeat for two days
+// (the app is down). A log search alert reads at most two days of data (longer ago() ranges and
+// overrideQueryTimeRange are cut to 48 hours): it runs daily over the last two days and reads the daily
+// RotationHeartbeat events (see queries/stale-rotation.kql).
 resource rotationOverdueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${alertNamePrefix}rotation-overdue'
   location: location
@@ -151,7 +147,7 @@ resource rotationOverdueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01
   kind: 'LogAlert'
   properties: {
     displayName: 'Cosmos DB key rotation overdue'
-    description: 'A target had no successful rotation for more than ${staleRotationLookbackDays} days: the newest of its master keys is older than that.'
+    description: 'A key of a target is older than MAX_KEY_AGE_DAYS (read-only keys included), or the app logged no heartbeat for two days.'
     severity: 2
     enabled: true
     scopes: [
@@ -162,7 +158,7 @@ resource rotationOverdueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01
     criteria: {
       allOf: [
         {
-          query: replace(loadTextContent('../queries/stale-rotation.kql'), '{lookbackDays}', string(staleRotationLookbackDays))
+          query: loadTextContent('../queries/stale-rotation.kql')
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

@@ -3,6 +3,7 @@ start a rotation of the secret's target."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 
@@ -60,3 +61,26 @@ def test_other_events_are_ignored(world, caplog):
     assert host.process_queues() == 0
     assert [r for r in caplog.records if getattr(r, "event", None) == "RotationRequested"] == []
     assert world.regeneration_requests()["secondary"] == 1  # the timer's rotation only
+
+
+def test_the_heartbeat_logs_the_age_of_all_four_keys_of_every_target(world, caplog):
+    other = f"{world.account}-gone"  # a target whose account cannot be read still beats, with the reason
+    world.set(ROTATION_TARGETS=json.dumps([
+        {"name": world.account, "subscriptionId": world.env["COSMOS_SUBSCRIPTION_ID"],
+         "resourceGroup": world.env["COSMOS_RESOURCE_GROUP"], "account": world.account,
+         "keyVaultUri": world.env["KEY_VAULT_URI"]},
+        {"name": other, "subscriptionId": world.env["COSMOS_SUBSCRIPTION_ID"],
+         "resourceGroup": world.env["COSMOS_RESOURCE_GROUP"], "account": other,
+         "keyVaultUri": world.env["KEY_VAULT_URI"]},
+    ]), COSMOS_ACCOUNT_NAME="", MAX_KEY_AGE_DAYS="45")
+    host = world.host()
+    with caplog.at_level(logging.INFO):
+        assert host.run_timer("heartbeat") == 1
+    beats = {r.target: r for r in caplog.records if getattr(r, "event", None) == "RotationHeartbeat"}
+    assert set(beats) == {world.account, other}
+    beat = beats[world.account]
+    keys = world.account_state()["keysMetadata"]
+    for name in ("primaryMasterKey", "secondaryMasterKey", "primaryReadonlyMasterKey", "secondaryReadonlyMasterKey"):
+        assert getattr(beat, f"{name}GeneratedAt")[:19] == keys[name]["generationTime"][:19]
+    assert (beat.levelname, beat.maxKeyAgeDays) == ("INFO", 45)
+    assert (beats[other].levelname, beats[other].errorCode) == ("WARNING", "AccountNotFound")

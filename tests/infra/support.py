@@ -71,8 +71,8 @@ def workbook_queries(workbook: dict) -> dict[str, str]:
     return found
 
 
-# The Bicep replaces these placeholders before it sends a query to Azure Monitor (modules/ops.bicep).
-QUERY_PLACEHOLDERS = {"{lookbackDays}": "34"}
+# The Bicep replaces these placeholders before it sends a query to Azure Monitor (modules/ops.bicep): none now.
+QUERY_PLACEHOLDERS: dict[str, str] = {}
 
 
 def alert_queries() -> dict[str, str]:

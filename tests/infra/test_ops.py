@@ -1,7 +1,5 @@
 """The workbook and the alert rules query events the code emits, with valid KQL, as designed."""
 
-import datetime
-import itertools
 import json
 import re
 import shutil
@@ -17,7 +15,6 @@ from .support import (
     INFRA,
     MODULES,
     QUERIES,
-    QUERY_PLACEHOLDERS,
     STRING_LITERAL,
     alert_queries,
     body,
@@ -232,10 +229,11 @@ def test_function_failure_alert_watches_the_timer_and_the_worker_by_their_names(
         "rotation_status",
         "targets",
         "secret_expiry",
+        "heartbeat",
     }
     kql = without_comments(read(QUERIES / "function-failed.kql"))
     watched = set(re.findall(r'"(\w+)"', kql.split("Name in (", 1)[1].split(")", 1)[0]))
-    assert watched == {"scheduled_rotation", "rotation_worker", "secret_expiry"} <= in_code
+    assert watched == {"scheduled_rotation", "rotation_worker", "secret_expiry", "heartbeat"} <= in_code
     assert "Success == false" in kql
     assert dimensions(trees, "functionFailedAlert") == ["functionName"]
     assert "functionName = Name" in kql
@@ -273,44 +271,32 @@ def test_function_failure_alert_leaves_to_the_other_alert_what_it_already_covers
     assert kql.count("AppTraces") == 1
 
 
-def test_overdue_alert_fits_the_log_search_limit_and_fills_its_look_back(trees):
+def test_overdue_alert_reads_the_daily_heartbeat_within_the_log_search_limit(trees):
     properties = rule(trees, "rotationOverdueAlert")["properties"]
-    # Log search alerts scan at most two days, whatever the query's ago() says.
+    # Log search alerts scan at most two days, whatever the query's ago() says: a daily heartbeat fits.
     assert properties["windowSize"] == "P2D"
     assert properties["evaluationFrequency"] == "P1D"
     assert "overrideQueryTimeRange" not in properties
-    text = read(MODULES / "ops.bicep")
-    assert (
-        "replace(loadTextContent('../queries/stale-rotation.kql'), '{lookbackDays}', string(staleRotationLookbackDays))"
-        in text
-    )
-    kql = read(QUERIES / "stale-rotation.kql")
-    assert "let lookback = {lookbackDays}d;" in kql and set(QUERY_PLACEHOLDERS) == {"{lookbackDays}"}
-    for generated_at in ("primaryMasterKeyGeneratedAt", "secondaryMasterKeyGeneratedAt"):
-        assert f"Properties.{generated_at}" in kql
+    assert "query: loadTextContent('../queries/stale-rotation.kql')" in read(MODULES / "ops.bicep")
+    assert properties["criteria"]["allOf"][0]["threshold"] == 0
+    kql = without_comments(read(QUERIES / "stale-rotation.kql"))
+    assert 'where event == "RotationHeartbeat"' in kql and "Properties.maxKeyAgeDays" in kql
+    # All four keys, read-only ones too, against MAX_KEY_AGE_DAYS; and the app's silence.
+    for key in ("primaryMasterKey", "secondaryMasterKey", "primaryReadonlyMasterKey", "secondaryReadonlyMasterKey"):
+        assert f'"{key}GeneratedAt"' in kql
+    assert "todatetime(Properties[property])" in kql and "ageDays > maxKeyAgeDays" in kql
+    assert "summarize beats = count()\n    | where beats == 0" in kql
 
 
-def longest_gap_in_days(schedule: str) -> int:
-    """Longest gap between runs of an NCRONTAB schedule that fixes the time and lists days of the month."""
-    _seconds, _minutes, _hours, days, months, weekdays = schedule.split()
-    assert months == "*" and weekdays == "*", "this helper only handles day-of-month schedules"
-    run_days = {int(day) for day in days.split(",")}
-    day = datetime.date(2024, 1, 1)
-    runs = []
-    while day.year < 2028:
-        if day.day in run_days:
-            runs.append(day)
-        day += datetime.timedelta(days=1)
-    return max((later - earlier).days for earlier, later in itertools.pairwise(runs))
+def test_the_heartbeat_runs_daily_by_default_and_is_set_by_the_bicep(trees):
+    from cosmos_key_rotation.heartbeat import run  # noqa: F401 (the module the timer runs)
+    from cosmos_key_rotation.settings import DEFAULT_HEARTBEAT_SCHEDULE
 
-
-def test_default_look_back_is_twice_the_default_schedules_longest_gap(trees):
     parameters = trees["main.bicep"]["parameters"]
-    schedule = parameters["rotationSchedule"]["default"]
-    assert schedule == "0 0 3 1,15 * *"
-    assert longest_gap_in_days(schedule) == 17
-    assert parameters["staleRotationLookbackDays"]["default"] == 2 * longest_gap_in_days(schedule)
-    assert rule(trees, "rotationOverdueAlert")["properties"]["criteria"]["allOf"][0]["threshold"] == 0
+    assert parameters["heartbeatSchedule"]["default"] == DEFAULT_HEARTBEAT_SCHEDULE == "0 30 6 * * *"
+    assert trees["modules/functionapp.bicep"]["variables"]["appSettings"]["value"]["HEARTBEAT_SCHEDULE"] == (
+        "heartbeatSchedule")
+    assert "staleRotationLookbackDays" not in read(INFRA / "main.bicep")
 
 
 FILTERED_VIEWS = {"rotations-over-time", "last-rotation-per-target", "failures-by-error-code", "failure-detail"}
