@@ -164,8 +164,17 @@ def test_rollback_of_a_key_regenerated_since_is_refused(world, subprocess_env):
     host.run_timer("scheduled_rotation")
     host.process_queues()
     live = world.live_secret()
+    # Hygiene disabled the version holding the dead key, so there is nothing enabled to go back to.
+    (previous,) = [v for v in world.versions() if v.version != live.properties.version]
+    assert previous.enabled is False
     refused = cli({**subprocess_env, "KEY_STRATEGY": "primary"}, "rollback", "--json")
     assert refused.returncode == 1
+    (result,) = json.loads(refused.stdout)["results"]
+    assert result["errorCode"] == "NoPreviousVersion"
+    assert world.live_secret().properties.version == live.properties.version
+    # Were it still enabled (hygiene failed), its dead key is recognised by comparison and refused.
+    world.secret_client().update_secret_properties(world.secret_name, previous.version, enabled=True)
+    refused = cli({**subprocess_env, "KEY_STRATEGY": "primary"}, "rollback", "--json")
     (result,) = json.loads(refused.stdout)["results"]
     assert result["errorCode"] == "PreviousKeyInvalid" and "dead key" in result["errorMessage"]
     assert world.live_secret().properties.version == live.properties.version
