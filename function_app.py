@@ -1,6 +1,7 @@
 """The Azure Functions app: wiring only. Each trigger lives in cosmos_key_rotation/functions/."""
 
 import logging
+import os
 
 import azure.functions as func
 
@@ -12,6 +13,9 @@ from cosmos_key_rotation.functions import abandoned, expiry, heartbeat, http_api
 redaction.install()
 logging.getLogger("azure").setLevel(logging.WARNING)
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+# HTTP_AUTH=entra: App Service authentication stands in front and the routes check the caller's app roles
+# (cosmos_key_rotation/caller.py), so no function key; otherwise a function key, as before.
+_ENTRA = os.environ.get("HTTP_AUTH", "").strip().lower() == "entra"
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS if _ENTRA else func.AuthLevel.FUNCTION)
 for blueprint in (scheduled.bp, worker.bp, abandoned.bp, http_api.bp, expiry.bp, heartbeat.bp):
     app.register_functions(blueprint)

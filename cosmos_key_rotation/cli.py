@@ -146,9 +146,10 @@ def _rotate(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr: 
         runtime.settings.require_storage()  # the lease and the records live there
     # A regeneration can take hours: say so on stderr while waiting.
     rotator = runtime.rotator(dry_run=args.dry_run, progress=lambda line: print(line, file=stderr, flush=True))
+    who = _who(runtime)
     return _run_each(runtime, args, stdout, stderr, lambda name: rotator.rotate(
         RotationRequest.new(name, "cli", args.key_kind, args.force, args.dry_run,
-                            scope="all-keys" if args.all_keys else "rotation")))
+                            scope="all-keys" if args.all_keys else "rotation", requested_by=who)))
 
 
 def _adopt(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -156,8 +157,9 @@ def _adopt(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr: T
 
     runtime.settings.require_storage()
     rotator = runtime.rotator()
+    who = _who(runtime)
     return _run_each(runtime, args, stdout, stderr, lambda name: adopt(
-        rotator, RotationRequest.new(name, "cli", args.key_kind), args.key_kind, args.force))
+        rotator, RotationRequest.new(name, "cli", args.key_kind, requested_by=who), args.key_kind, args.force))
 
 
 def _rollback(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -166,8 +168,17 @@ def _rollback(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr
     runtime.settings.require_storage()
     args.all, args.concurrency = False, 1
     rotator = runtime.rotator()
+    who = _who(runtime)
     return _run_each(runtime, args, stdout, stderr,
-                     lambda name: rollback(rotator, RotationRequest.new(name, "cli")))
+                     lambda name: rollback(rotator, RotationRequest.new(name, "cli", requested_by=who)))
+
+
+def _who(runtime: Runtime) -> str:
+    """The audit trail's `requestedBy` for this run (caller.cli_caller)."""
+    from .caller import cli_caller
+
+    scope = runtime.settings.cloud.arm_scope(runtime.settings.arm_endpoint)
+    return cli_caller(lambda: runtime.clients.credential.get_token(scope).token)
 
 
 def _run_each(runtime: Runtime, args: argparse.Namespace, stdout: TextIO, stderr: TextIO,

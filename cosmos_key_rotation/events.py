@@ -25,7 +25,7 @@ PROPERTIES = (
     "previousKeyKind", "secretName", "secretVersion", "outcome", "durationMs", "attempt", "errorCode",
     "errorMessage", "reason", "primaryMasterKeyGeneratedAt", "secondaryMasterKeyGeneratedAt",
     "primaryReadonlyMasterKeyGeneratedAt", "secondaryReadonlyMasterKeyGeneratedAt", "maxKeyAgeDays", "phase",
-    "origin", "clients", "windowHours", "guard", "forced", "disabledVersions",
+    "origin", "requestedBy", "clients", "windowHours", "guard", "forced", "disabledVersions",
 )
 
 

@@ -67,7 +67,7 @@ def handle(event_id: str, event_type: str, data: Mapping[str, Any]) -> str:
         log.info("Event Grid event %s ignored: version %s of %s is not the live one", event_id, data.get("Version"),
                  secret)
         return "ignored: not the live version"
-    request = RotationRequest.new(target.name, "event")
+    request = RotationRequest.new(target.name, "event", requested_by=f"event {event_id}"[:200])
     enqueue(runtime.records, runtime.queue, request, "RotationRequested", target)  # logs RotationRequested
     log.info("Event Grid event %s (%s for %s) enqueued rotation %s", event_id, event_type, secret, request.id)
     return f"enqueued rotation {request.id}"

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from .accounts import READ_WRITE_KINDS
+from .caller import READ_ROLE, REQUEST_ROLE, Denied, authorize
 from .errors import RotationError
 from .plan import SCOPES
 from .rotation import RotationRequest, pairs_of
@@ -49,13 +50,26 @@ def _error(error: HttpError) -> func.HttpResponse:
     return _json({"error": {"code": error.code, "message": error.message}}, error.status, error.headers)
 
 
-def _handle(req: func.HttpRequest, method: str, answer: Any) -> func.HttpResponse:
-    """Run one route: method check, runtime, and every failure turned into a JSON error."""
+# The app roles each route accepts under HTTP_AUTH=entra (caller.py).
+_REQUESTERS = frozenset({REQUEST_ROLE})
+_READERS = frozenset({READ_ROLE, REQUEST_ROLE})
+
+
+def _handle(req: func.HttpRequest, method: str, answer: Any, roles: frozenset[str] = _READERS) -> func.HttpResponse:
+    """Run one route: method check, runtime, who is asking, and every failure turned into a JSON error.
+    `answer(runtime, requested_by)` builds the answer."""
     try:
         if req.method.upper() != method:
             raise HttpError(405, "MethodNotAllowed", f"{req.method.upper()} is not allowed here; use {method}",
                             {"Allow": method})
-        return answer(get_runtime())
+        runtime = get_runtime()
+        requested_by = authorize(runtime.settings.http_auth, runtime.settings.auth_enabled, dict(req.headers), roles)
+        return answer(runtime, requested_by)
+    except Denied as denied:
+        if denied.status == 500:
+            logger.error("%s", denied.message)
+        headers = {"WWW-Authenticate": "Bearer"} if denied.status == 401 else None
+        return _error(HttpError(denied.status, denied.code, denied.message, headers))
     except HttpError as error:
         return _error(error)
     except SettingsError as error:
@@ -70,19 +84,19 @@ def _handle(req: func.HttpRequest, method: str, answer: Any) -> func.HttpRespons
 
 
 def request_rotation(req: func.HttpRequest) -> func.HttpResponse:
-    return _handle(req, "POST", lambda runtime: _request_rotation(req, runtime))
+    return _handle(req, "POST", lambda runtime, who: _request_rotation(req, runtime, who), _REQUESTERS)
 
 
 def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
-    return _handle(req, "GET", lambda runtime: _rotation_status(req, runtime))
+    return _handle(req, "GET", lambda runtime, who: _rotation_status(req, runtime))
 
 
 def targets(req: func.HttpRequest) -> func.HttpResponse:
-    return _handle(req, "GET", lambda runtime: _json({"timerDisabled": runtime.settings.timer_disabled,
-                                                      "targets": all_targets(runtime)}))
+    return _handle(req, "GET", lambda runtime, who: _json({"timerDisabled": runtime.settings.timer_disabled,
+                                                           "targets": all_targets(runtime)}))
 
 
-def _request_rotation(req: func.HttpRequest, runtime: Runtime) -> func.HttpResponse:
+def _request_rotation(req: func.HttpRequest, runtime: Runtime, requested_by: str) -> func.HttpResponse:
     body = _parse_body(req)
     target_name, key_kind, force, scope = _validate(body, runtime)
     target = runtime.target(target_name)
@@ -90,7 +104,8 @@ def _request_rotation(req: func.HttpRequest, runtime: Runtime) -> func.HttpRespo
     if busy is not None:
         raise HttpError(409, "RotationInProgress", f"a rotation of account {target.account} is running now"
                         if busy == "running" else busy)
-    request = RotationRequest.new(target.name, "http", key_kind=key_kind, force=force, scope=scope)
+    request = RotationRequest.new(target.name, "http", key_kind=key_kind, force=force, scope=scope,
+                                  requested_by=requested_by)
     _refuse_early(runtime, target, request)
     enqueue(runtime.records, runtime.queue, request, "RotationRequested", target)
     status_url = _status_url(req, request.id)

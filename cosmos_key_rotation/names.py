@@ -40,6 +40,7 @@ PRODUCT_SETTINGS = (
     "LOGS_ENDPOINT",
     "INCIDENT_GRACE_SECONDS",
     "HEARTBEAT_SCHEDULE",
+    "HTTP_AUTH",
 )
 
 # Settings the Functions host reads, not the product code; the Bicep sets them too.
@@ -58,6 +59,9 @@ HOST_SETTINGS = (
     # The Python worker's threads for synchronous functions: as many as host.json lets queue messages run at
     # once per instance (batchSize + newBatchThreshold), so a rotation waiting for Azure never queues another.
     "PYTHON_THREADPOOL_THREAD_COUNT",
+    # App Service authentication reports itself on (the platform sets it; never the Bicep): under
+    # HTTP_AUTH=entra the app serves only then, since the principal header could otherwise be forged.
+    "WEBSITE_AUTH_ENABLED",
     # Operators pause the timer with it (the host reads it; `status` shows it); never set by the Bicep.
     "AzureWebJobs.scheduled_rotation.Disabled",
     "AzureWebJobs__scheduled_rotation__Disabled",

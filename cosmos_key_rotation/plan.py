@@ -36,6 +36,9 @@ class RotationRequest:
     retryable: bool = False  # the caller retries a transient failure (the queue worker)
     continuation: Continuation | None = None  # where a rotation waiting for Azure stands
     scope: str = "rotation"  # or "all-keys": an incident rotation (incident.py)
+    # Who asked (the audit trail): an Entra ID caller's object id and name, "function key", "timer", "cli:<user>",
+    # "event <id>". Kept by continuations and redeliveries; never a token.
+    requested_by: str = ""
 
     @property
     def all_keys(self) -> bool:
@@ -43,10 +46,10 @@ class RotationRequest:
 
     @staticmethod
     def new(target: str, trigger: str, key_kind: str | None = None, force: bool = False,
-            dry_run: bool = False, scope: str = "rotation") -> RotationRequest:
+            dry_run: bool = False, scope: str = "rotation", requested_by: str = "") -> RotationRequest:
         # An incident rotation is never held back by the cooldown.
         return RotationRequest(str(uuid.uuid4()), target, trigger, key_kind, force or scope == "all-keys", dry_run,
-                               scope=scope)
+                               scope=scope, requested_by=requested_by or trigger)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ IN_PROGRESS_FIELDS = ("phase", "regeneratingKeyKind", "regenerationRequestedAt",
 
 # The fields a rotation record may hold, in the order the HTTP API shows them.
 FIELDS = (
-    "id", "target", "operation", "status", "trigger", "requestedKeyKind", "force", "keyKind", "previousKeyKind",
-    "secretName", "secretVersion", "readonlyKeyKind", "readonlySecretVersion", "reason", "errorCode",
+    "id", "target", "operation", "status", "trigger", "requestedBy", "requestedKeyKind", "force", "keyKind",
+    "previousKeyKind", "secretName", "secretVersion", "readonlyKeyKind", "readonlySecretVersion", "reason", "errorCode",
     "errorMessage", "attempt", "requestedAt", "startedAt", "finishedAt", "durationMs",
     "phase", "regeneratingKeyKind", "regenerationRequestedAt", "keyGeneratedBefore",
     # An incident rotation (scope all-keys): where it stands (replacing, grace, retiring, done), until when

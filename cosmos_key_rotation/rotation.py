@@ -170,7 +170,8 @@ class Rotator:
             result.error_code, result.error_message = "UnknownTarget", f"no target named {request.target!r}"
             return self._finish(result, request, operation, None, EventLog(), started)
         events = EventLog({
-            "rotationId": request.id, "trigger": request.trigger, "target": target.name,
+            "rotationId": request.id, "trigger": request.trigger, "requestedBy": request.requested_by or None,
+            "target": target.name,
             "subscriptionId": target.subscription_id, "resourceGroup": target.resource_group,
             "account": target.account, "attempt": request.attempt, "secretName": target.secret_name,
             "origin": target.origin,
@@ -182,6 +183,7 @@ class Rotator:
         if not request.dry_run:
             # Informational: a failure here is retried with the final save, and never stops the rotation.
             self._try_save(request.id, status="running", target=target.name, trigger=request.trigger,
+                           requestedBy=request.requested_by or None,
                            operation=operation.name, attempt=request.attempt, startedAt=now_text(),
                            secretName=target.secret_name)
         events.emit("RotationStarted", f"RotationStarted {target.name}", keyKind=request.key_kind)

@@ -29,6 +29,8 @@ def to_message(request: RotationRequest) -> str:
     }
     if request.all_keys:
         document["scope"] = request.scope
+    if request.requested_by:
+        document["requestedBy"] = request.requested_by
     if request.continuation is not None:
         document["continuation"] = request.continuation.to_json()
     return json.dumps(document)
@@ -67,6 +69,7 @@ def from_message(body: str, attempt: int) -> RotationRequest:
         retryable=True,
         continuation=continuation,
         scope=scope,
+        requested_by=str(document.get("requestedBy") or document["trigger"])[:300],
     )
 
 
@@ -96,7 +99,8 @@ def enqueue(records: Any, queue: RotationQueue, request: RotationRequest, event:
 
     records.save(request.id, status="queued", target=request.target, trigger=request.trigger,
                  requestedKeyKind=request.key_kind, force=request.force, requestedAt=now_text(),
-                 secretName=target.secret_name, scope=request.scope if request.all_keys else None)
+                 secretName=target.secret_name, scope=request.scope if request.all_keys else None,
+                 requestedBy=request.requested_by or None)
     try:
         queue.send(request)
     except Exception as exc:
@@ -105,5 +109,6 @@ def enqueue(records: Any, queue: RotationQueue, request: RotationRequest, event:
                      errorMessage=error.message, finishedAt=now_text())
         raise error from None
     emit(event, f"{event} {request.target}", rotationId=request.id, trigger=request.trigger,
+         requestedBy=request.requested_by or None,
          target=request.target, subscriptionId=target.subscription_id, resourceGroup=target.resource_group,
          account=target.account, secretName=target.secret_name, keyKind=request.key_kind)

@@ -15,6 +15,7 @@ from .clouds import CLOUDS, Cloud
 STRATEGIES = ("alternate", "primary", "secondary")
 LIVE_KEY_KINDS = ("primary", "secondary")
 GUARD_MODES = ("enforce", "warn", "off")  # IN_USE_GUARD (in_use_guard.py)
+HTTP_AUTH_MODES = ("function-key", "entra")  # HTTP_AUTH (caller.py)
 DEFAULT_SCHEDULE = "0 0 3 1,15 * *"
 DEFAULT_HEARTBEAT_SCHEDULE = "0 30 6 * * *"  # daily, 06:30 UTC (heartbeat.py)
 DEFAULT_DISCOVERY_TAG = "cosmos-key-rotation=enabled"
@@ -104,6 +105,8 @@ class Settings:
     targets: tuple[Target, ...]
     schedule: str = DEFAULT_SCHEDULE
     heartbeat_schedule: str = DEFAULT_HEARTBEAT_SCHEDULE
+    http_auth: str = "function-key"  # HTTP_AUTH: function-key | entra (caller.py)
+    auth_enabled: bool = False  # WEBSITE_AUTH_ENABLED: the platform reports App Service authentication on
     cloud: Cloud = CLOUDS["AzureCloud"]
     arm_endpoint: str = CLOUDS["AzureCloud"].resource_manager
     client_id: str | None = None
@@ -167,6 +170,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         targets=targets,
         schedule=_schedule(reader),
         heartbeat_schedule=_schedule(reader, "HEARTBEAT_SCHEDULE", DEFAULT_HEARTBEAT_SCHEDULE),
+        http_auth=_http_auth(reader),
+        auth_enabled=(reader.text("WEBSITE_AUTH_ENABLED") or "").lower() == "true",
         cloud=cloud,
         arm_endpoint=reader.https_url("ARM_ENDPOINT") or cloud.resource_manager,
         client_id=reader.guid("AZURE_CLIENT_ID"),
@@ -373,6 +378,14 @@ def _discovery(reader: _Reader, cloud: Cloud) -> Discovery | None:
         _check_vaults((Target("discovered", "", "", "", vault, "s"),), cloud, problems)
         reader.problems.extend(problem.replace("KEY_VAULT_URI", "DISCOVERY_KEY_VAULT_URI") for problem in problems)
     return Discovery(subscriptions, name.strip(), value.strip(), vault)
+
+
+def _http_auth(reader: _Reader) -> str:
+    raw = (reader.text("HTTP_AUTH") or "function-key").lower()
+    if raw not in HTTP_AUTH_MODES:
+        reader.problems.append(f"HTTP_AUTH is {raw!r}; expected one of {', '.join(HTTP_AUTH_MODES)}")
+        return "function-key"
+    return raw
 
 
 def _in_use_guard(reader: _Reader, targets: tuple[Target, ...]) -> str:

@@ -162,6 +162,9 @@ param inUseWindowHours string = '24'
 
 @minValue(0)
 @maxValue(86400)
+@description('The client id of the API\'s Entra ID app registration (README, "Entra ID in front of the HTTP API"): App Service authentication then requires its tokens, and the routes check the callers\' app roles (HTTP_AUTH=entra). Empty: function keys (HTTP_AUTH=function-key).')
+param apiClientId string = ''
+
 @description('HEARTBEAT_SCHEDULE: when the app logs the age of every key of every target (NCRONTAB, UTC); the overdue alert reads it daily.')
 param heartbeatSchedule string = '0 30 6 * * *'
 
@@ -406,6 +409,7 @@ module functionApp 'modules/functionapp.bicep' = {
     inUseWindowHours: inUseWindowHours
     incidentGraceSeconds: incidentGraceSeconds
     heartbeatSchedule: heartbeatSchedule
+    apiClientId: apiClientId
   }
   // The host starts as soon as the site exists: let it find its storage, vault and telemetry roles.
   dependsOn: [

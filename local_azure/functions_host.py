@@ -86,11 +86,19 @@ class FunctionsHost:
         raise AssertionError("unreachable")
 
     def call_http(self, name: str, method: str, path: str, body: bytes | str | None = None,
-                  route_params: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
+                  route_params: dict[str, str] | None = None, params: dict[str, str] | None = None,
+                  principal: dict[str, Any] | None = None) -> Any:
+        """Call an HTTP function. `principal`: the caller App Service authentication would let through, injected
+        as it does in X-MS-CLIENT-PRINCIPAL (base64 JSON of auth_typ, name_typ, role_typ and claims)."""
+        import base64
+
         import azure.functions as func
 
         data = body.encode() if isinstance(body, str) else (body or b"")
-        request = func.HttpRequest(method, self.base_url + path, headers={"content-type": "application/json"},
+        headers = {"content-type": "application/json"}
+        if principal is not None:
+            headers["x-ms-client-principal"] = base64.b64encode(json.dumps(principal).encode()).decode()
+        request = func.HttpRequest(method, self.base_url + path, headers=headers,
                                    params=params or {}, route_params=route_params or {}, body=data)
         return self._user_function(name)(request)
 

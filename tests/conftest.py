@@ -20,6 +20,11 @@ sys.path.insert(0, str(ROOT))
 from local_azure import Emulator  # noqa: E402
 from local_azure.azurite import Azurite  # noqa: E402
 
+# The function app reads HTTP_AUTH once, at import, as the host does at start: import it here, before any test
+# sets HTTP_AUTH, so every test sees the default (function keys); test_entra.py checks entra in a process of its own.
+os.environ.pop("HTTP_AUTH", None)
+import function_app  # noqa: E402
+
 SUBSCRIPTION = "6f1c2d3e-4b5a-4c6d-8e7f-90a1b2c3d4e5"
 RESOURCE_GROUP = "rg-rotation-tests"
 
@@ -112,7 +117,6 @@ class World:
             raise
 
     def host(self, visibility_timeout: float = 0.2) -> Any:
-        import function_app
         from local_azure.functions_host import FunctionsHost
 
         return FunctionsHost(function_app.app, self.azurite.connection_string, ROOT / "host.json",

@@ -62,6 +62,10 @@ param inUseWindowHours string
 param incidentGraceSeconds int
 @description('When the heartbeat with every key\'s age is logged (NCRONTAB, UTC).')
 param heartbeatSchedule string
+@description('The client id of the API\'s Entra ID app registration; empty: the HTTP routes take a function key.')
+param apiClientId string
+
+var useEntra = !empty(apiClientId)
 
 // Every app setting, in one place: tests/infra compares these names with cosmos_key_rotation/names.py.
 // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
@@ -91,6 +95,8 @@ var appSettings = {
 
   // The product.
   ROTATION_SCHEDULE: rotationSchedule
+  // entra: App Service authentication in front, app roles checked by the routes (cosmos_key_rotation/caller.py).
+  HTTP_AUTH: useEntra ? 'entra' : 'function-key'
   HEARTBEAT_SCHEDULE: heartbeatSchedule
   COSMOS_SUBSCRIPTION_ID: cosmosSubscriptionId
   COSMOS_RESOURCE_GROUP: cosmosResourceGroup
@@ -145,7 +151,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: Operators call the HTTP API (POST /api/rotations, GET /api/targets) from their own networks; there is no virtual network here, and every call needs a function key.
+  // checkov:skip=CKV_AZURE_222: Operators call the HTTP API (POST /api/rotations, GET /api/targets) from their own networks; there is no virtual network here, and every call needs a function key or an Entra ID token.
   // checkov:skip=CKV_AZURE_17: The HTTP API authenticates callers with function keys (auth level function, PRODUCT.md section 3); requiring client certificates would break that interface.
   // checkov:skip=CKV_AZURE_212: numberOfWorkers does not apply to Flex Consumption, which scales instances per trigger.
   // checkov:skip=CKV_AZURE_213: App Service health check does not apply to Flex Consumption, and the app has no health endpoint: its work arrives by timer and queue.
@@ -193,6 +199,57 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           value: setting.value
         }
       ]
+    }
+  }
+}
+
+// Entra ID in front of the HTTP routes (App Service authentication v2), when an app registration is named:
+// every request must carry a token for the registration (401 otherwise), issued by the cloud's own
+// authority (environment(): Azure China and US Government included); the app then checks the caller's app
+// roles from the X-MS-CLIENT-PRINCIPAL header the platform injects. Excluded from authentication:
+// /runtime/webhooks/eventgrid, where Event Grid delivers Key Vault's expiry events (it authenticates with
+// the function's own system key, checked by the host), and /admin, the host's own API (keyed by the host).
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (useEntra) {
+  // checkov:skip=CKV_AZURE_13: this resource IS the site's App Service authentication (authsettingsV2); checkov's check reads this child resource as a site and finds no auth settings in it.
+  // checkov:skip=CKV_AZURE_63: this is the site's authsettingsV2 configuration, which checkov's App Service checks read as if it were the site itself; HTTP logging is a site setting, not an authentication one.
+  // checkov:skip=CKV_AZURE_65: this is the site's authsettingsV2 configuration, which checkov's App Service checks read as if it were the site itself; detailed error messages are a site setting.
+  // checkov:skip=CKV_AZURE_66: this is the site's authsettingsV2 configuration, which checkov's App Service checks read as if it were the site itself; failed request tracing is a site setting.
+  // checkov:skip=CKV_AZURE_80: this is the site's authsettingsV2 configuration, which checkov's App Service checks read as if it were the site itself; the app runs Python, not .NET.
+  // checkov:skip=CKV_AZURE_88: this is the site's authsettingsV2 configuration, which checkov's App Service checks read as if it were the site itself; Azure Files does not apply to Flex Consumption.
+  // checkov:skip=CKV_AZURE_222: this is the site's authsettingsV2 configuration, which checkov's App Service checks read as if it were the site itself; public network access is the site's, skipped there with its reason.
+  parent: app
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/runtime/webhooks/eventgrid'
+        '/admin'
+      ]
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: apiClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${apiClientId}'
+            apiClientId
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
     }
   }
 }

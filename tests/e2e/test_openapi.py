@@ -131,10 +131,11 @@ def test_every_error_answer_uses_the_one_error_schema(spec):
                 assert schema == {"$ref": "#/components/schemas/Error"}, f"{operation_id} {status}"
 
 
-def test_security_is_the_function_key_in_the_query_or_a_header(spec):
+def test_security_is_a_function_key_in_the_query_or_a_header_or_an_entra_id_token(spec):
     schemes = spec["components"]["securitySchemes"]
-    found = {(s["type"], s["in"], s["name"]) for s in schemes.values()}
-    assert found == {("apiKey", "query", "code"), ("apiKey", "header", "x-functions-key")}
+    found = {(s["type"], s.get("in"), s.get("name"), s.get("scheme")) for s in schemes.values()}
+    assert found == {("apiKey", "query", "code", None), ("apiKey", "header", "x-functions-key", None),
+                     ("http", None, None, "bearer")}
     assert sorted(spec["security"], key=str) == sorted(({name: []} for name in schemes), key=str)
 
 

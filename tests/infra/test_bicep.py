@@ -211,6 +211,7 @@ AZD_ENVIRONMENT_PARAMETERS = {
     "pausedTargets": "${PAUSED_TARGETS}",
     "discoveryKeyVaultUri": "${DISCOVERY_KEY_VAULT_URI}",
     "keyUsageWorkspaceId": "${KEY_USAGE_WORKSPACE_ID}",
+    "apiClientId": "${API_CLIENT_ID}",
     "inUseGuard": "${IN_USE_GUARD}",
     "alertEmail": "${ALERT_EMAIL}",
     "operatorPrincipalId": "${OPERATOR_PRINCIPAL_ID}",

@@ -35,7 +35,7 @@ TIMER_PAUSE_SETTINGS = frozenset(
 # setting is set, and an empty string means "not configured" (ROTATION_TARGETS, READONLY_SECRET_NAME,
 # LIVE_KEY_KIND and PAUSED_TARGETS by default), so the app's configuration shows every knob and a typo in a
 # setting's name cannot hide.
-OPTIONAL_SETTINGS: frozenset[str] = TIMER_PAUSE_SETTINGS
+OPTIONAL_SETTINGS: frozenset[str] = TIMER_PAUSE_SETTINGS | {"WEBSITE_AUTH_ENABLED"}  # the platform's own
 
 # Flex Consumption rejects these (its functionAppConfig replaces them), PRODUCT.md section 8.
 FLEX_REJECTED_SETTINGS = {
@@ -694,3 +694,23 @@ def test_the_vaults_expiry_events_reach_the_function_that_handles_them(trees):
                  "AZURE_FUNCTION_APP_ID"):
         assert f'"${{{name}:' in script and name in outputs, name
     assert "run: ./scripts/subscribe-expiry-events.sh" in read(INFRA.parent / "azure.yaml")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entra ID in front of the HTTP API.
+
+
+def test_entra_id_authentication_when_a_registration_is_named_with_the_clouds_own_authority(trees):
+    module = read(MODULES / "functionapp.bicep")
+    assert "resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (useEntra)" in module
+    assert "var useEntra = !empty(apiClientId)" in module
+    auth = trees["modules/functionapp.bicep"]["resources"]["authSettings"]["config"]
+    assert auth["condition"] == "useEntra" and auth["config"]["name"] == "authsettingsV2"
+    validation = auth["config"]["properties"]["globalValidation"]
+    assert validation["requireAuthentication"] is True and validation["unauthenticatedClientAction"] == "Return401"
+    # Event Grid's webhook keeps its own key; the host's admin API its own.
+    assert validation["excludedPaths"] == ["/runtime/webhooks/eventgrid", "/admin"]
+    assert "openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'" in module
+    assert "'api://${apiClientId}'" in module
+    assert "HTTP_AUTH: useEntra ? 'entra' : 'function-key'" in module
+    assert "WEBSITE_AUTH_ENABLED" not in app_settings(trees)  # the platform's, or the header could be forged
