@@ -81,6 +81,7 @@ class RotationResult:
     transient: bool = False
     duration_ms: int = 0
     key_generated_at: dict[str, str] = field(default_factory=dict)
+    requested_by: str | None = None  # who asked: the CLI's --json results show it too
 
     def to_dict(self) -> dict[str, Any]:
         return {_camel(k): v for k, v in asdict(self).items() if v not in (None, {}) and k != "transient"}
@@ -163,7 +164,8 @@ class Rotator:
         """What every operation on a target shares: find it, record it, hold its account's lease, run `body`,
         and record the outcome. A dry run neither records nor takes the lease."""
         started = time.monotonic()
-        result = RotationResult(request.id, request.target, request.trigger, "failed")
+        result = RotationResult(request.id, request.target, request.trigger, "failed",
+                                requested_by=request.requested_by or None)
         try:
             target = self.find_target(request.target)
         except KeyError:

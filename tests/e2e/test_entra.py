@@ -4,6 +4,7 @@ HTTP handlers: the local host injects the caller as App Service authentication w
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import subprocess
@@ -104,9 +105,8 @@ def test_the_timer_and_the_cli_say_who_they_are(world, subprocess_env):
                          env={**subprocess_env, **world.env}, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     (result,) = json.loads(run.stdout)["results"]
+    assert result["requestedBy"] == f"cli:{getpass.getuser()}"
     record = get_runtime().records.get(result["id"])
-    import getpass
-
     assert record["requestedBy"] == f"cli:{getpass.getuser()}"  # the emulator's tokens name nobody
 
 
