@@ -16,6 +16,7 @@ from typing import Any
 from .error_table import from_sdk
 from .errors import RotationError
 from .settings import Target
+from .times import iso
 
 READ_WRITE_KINDS = ("primary", "secondary")
 READ_ONLY_KINDS = ("primaryReadonly", "secondaryReadonly")
@@ -45,6 +46,11 @@ CONFIRM_WAIT_SECONDS = 120.0
 class AccountState:
     document_endpoint: str
     key_generated_at: dict[str, datetime | None]
+
+    def generated_by_name(self) -> dict[str, str]:
+        """Each known generationTime under the keysMetadata name of its key (primaryMasterKey, ...), as the
+        results, the final events and the heartbeat show them."""
+        return {METADATA_NAMES[kind]: iso(value) for kind, value in self.key_generated_at.items() if value}
 
 
 class Accounts:

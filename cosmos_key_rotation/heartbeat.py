@@ -10,12 +10,10 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from .accounts import METADATA_NAMES
 from .errors import RotationError
 from .events import emit
 from .runtime import Runtime, get_runtime
 from .settings import Target
-from .times import iso
 
 THREADS = 16
 
@@ -39,6 +37,5 @@ def beat(runtime: Runtime, target: Target) -> None:
         emit("RotationHeartbeat", f"RotationHeartbeat {target.name}: the key ages could not be read: {error.code}",
              logging.WARNING, errorCode=error.code, errorMessage=error.message, **where)
         return
-    generated = {f"{METADATA_NAMES[kind]}GeneratedAt": iso(value) if value else None
-                 for kind, value in account.key_generated_at.items()}
+    generated = {f"{name}GeneratedAt": value for name, value in account.generated_by_name().items()}
     emit("RotationHeartbeat", f"RotationHeartbeat {target.name}", **where, **generated)

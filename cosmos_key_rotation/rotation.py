@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .accounts import METADATA_NAMES, Accounts, AccountState, key_of, kind_holding
+from .accounts import Accounts, AccountState, key_of, kind_holding
 from .continuation import Continuation
 from .errors import LeaseBusy, RotationError
 from .events import EventLog
@@ -646,9 +646,7 @@ class Rotator:
         that cannot be saved (tried twice) never hides the outcome: the event and the result carry it."""
         result.duration_ms = _ms(started)
         if account is not None:
-            result.key_generated_at = {
-                METADATA_NAMES[kind]: iso(value) for kind, value in account.key_generated_at.items() if value
-            }
+            result.key_generated_at = account.generated_by_name()
         retrying = result.outcome == "failed" and result.transient and request.retryable
         ongoing = retrying or result.outcome == "running"
         if not request.dry_run:
