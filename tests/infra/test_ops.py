@@ -59,13 +59,12 @@ def test_queries_read_only_the_events_properties_and_outcomes(workbook):
         assert re.search(r"\bAppTraces\b", kql), f"{name} does not read AppTraces"
 
 
-def test_every_query_is_valid_kql():
+def check_kql(queries: list[dict[str, str]]) -> list[dict]:
+    """Microsoft's Kusto language service (kql_check.js) over `queries`: [{"name", "diagnostics"}]."""
     package = kusto_package()
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not installed; the KQL check runs Microsoft's Kusto language service on it", pytrace=False)
-    workbook = json.loads(read(INFRA / "workbook.json"))
-    queries = [{"name": name, "query": kql} for name, kql in all_queries(workbook).items()]
     result = subprocess.run(
         [node, str(HERE / "kql_check.js"), str(package)],
         input=json.dumps(queries),
@@ -75,42 +74,33 @@ def test_every_query_is_valid_kql():
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    checked = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def kql_codes(queries: list[dict[str, str]]) -> dict[str, set[str]]:
+    """The diagnostic codes the checker reports, per query name."""
+    return {item["name"]: {d["code"] for d in item["diagnostics"]} for item in check_kql(queries)}
+
+
+def test_every_query_is_valid_kql():
+    workbook = json.loads(read(INFRA / "workbook.json"))
+    queries = [{"name": name, "query": kql} for name, kql in all_queries(workbook).items()]
+    checked = check_kql(queries)
     assert len(checked) == len(queries) >= 7
     problems = {item["name"]: item["diagnostics"] for item in checked if item["diagnostics"]}
     assert problems == {}
 
 
 def test_kql_checker_catches_an_invalid_query():
-    package = kusto_package()
     bad = [{"name": "bad", "query": "AppTraces | where NoSuchColumn == 1 | extend x = tostrin(Properties.event)"}]
-    result = subprocess.run(
-        [shutil.which("node") or "node", str(HERE / "kql_check.js"), str(package)],
-        input=json.dumps(bad),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    [item] = json.loads(result.stdout)
-    assert {d["code"] for d in item["diagnostics"]} >= {"KS142", "KS211"}
+    assert kql_codes(bad)["bad"] >= {"KS142", "KS211"}
 
 
 def test_kql_checker_knows_the_app_requests_columns():
-    package = kusto_package()
-    queries = [
+    checked = kql_codes([
         {"name": "good", "query": "AppRequests | where Name == 'x' and not(Success) | project OperationId, ResultCode"},
         {"name": "bad", "query": "AppRequests | where Succeeded == false"},
-    ]
-    result = subprocess.run(
-        [shutil.which("node") or "node", str(HERE / "kql_check.js"), str(package)],
-        input=json.dumps(queries),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    checked = {item["name"]: {d["code"] for d in item["diagnostics"]} for item in json.loads(result.stdout)}
+    ])
     assert checked["good"] == set() and "KS142" in checked["bad"]
 
 
@@ -345,10 +335,6 @@ def test_the_in_use_guards_query_is_valid_kql_against_the_data_plane_table():
     queries = [{"name": "24 h", "query": query_text(account, 24)},
                {"name": "6 s", "query": query_text(account, 6 / 3600)},
                {"name": "misspelled", "query": query_text(account, 24).replace("ClientIpAddress", "ClientIP")}]
-    result = subprocess.run(
-        [shutil.which("node") or "node", str(HERE / "kql_check.js"), str(kusto_package())],
-        input=json.dumps(queries), capture_output=True, text=True, timeout=120, check=False,
-    )
-    checked = {item["name"]: {d["code"] for d in item["diagnostics"]} for item in json.loads(result.stdout)}
+    checked = kql_codes(queries)
     assert checked["24 h"] == checked["6 s"] == set()
     assert "KS142" in checked["misspelled"]  # the checker knows CDBDataPlaneRequests' columns
