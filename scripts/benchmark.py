@@ -91,6 +91,17 @@ def adopt_all(env: dict[str, str]) -> None:
         raise RuntimeError(done.stderr[-2000:])
 
 
+def adopted_fleet(emulator: Emulator, azurite: Azurite, prefix: str, size: int,
+                  regeneration_seconds: float = 3.0) -> tuple[list[str], dict[str, str]]:
+    """`size` new accounts, adopted (their primary published), each regeneration taking `regeneration_seconds`
+    with no Retry-After named and no propagation delay: the names and the settings that target them."""
+    names = fleet(emulator, prefix, size)
+    env = environment(emulator, azurite, ROTATION_TARGETS=targets_setting(emulator, names))
+    adopt_all(env)
+    emulator.admin.configure(regenerationSeconds=regeneration_seconds, pollRetryAfterMs=0, propagationFailures=0)
+    return names, env
+
+
 def fresh_budgets(emulator: Emulator) -> None:
     """Full buckets and zeroed counters: each measurement starts as a quiet subscription would."""
     emulator.admin.set_throttling(True)
@@ -107,10 +118,7 @@ def per_rotation(metrics: dict[str, Any], rotations: int) -> dict[str, float]:
 def one_rotation(emulator: Emulator, azurite: Azurite, seconds: float) -> float:
     from cosmos_key_rotation.rotation import RotationRequest
 
-    (name,) = fleet(emulator, f"bench-one-{int(seconds)}", 1)
-    env = environment(emulator, azurite, ROTATION_TARGETS=targets_setting(emulator, [name]))
-    adopt_all(env)
-    emulator.admin.configure(regenerationSeconds=seconds, pollRetryAfterMs=0, propagationFailures=0)
+    (name,), env = adopted_fleet(emulator, azurite, f"bench-one-{int(seconds)}", 1, seconds)
     runtime = use(env)
     fresh_budgets(emulator)
     result = runtime.rotator().rotate(RotationRequest.new(name, "cli"))
@@ -162,10 +170,7 @@ def continuation(emulator: Emulator, azurite: Azurite, seconds: float, scale: fl
 
 
 def fleet_cli(emulator: Emulator, azurite: Azurite, size: int, one: float) -> None:
-    names = fleet(emulator, f"bench-cli-{size}", size)
-    env = environment(emulator, azurite, ROTATION_TARGETS=targets_setting(emulator, names))
-    adopt_all(env)
-    emulator.admin.configure(regenerationSeconds=3.0, pollRetryAfterMs=0, propagationFailures=0)
+    _, env = adopted_fleet(emulator, azurite, f"bench-cli-{size}", size)
     fresh_budgets(emulator)
     probe = ("import sys; from cosmos_key_rotation.cli import main\n"
              "code = main(['rotate', '--all', '--json'])\n"
@@ -196,10 +201,7 @@ def fleet_workers(emulator: Emulator, azurite: Azurite, size: int, one: float) -
     import function_app
     from local_azure.functions_host import FunctionsHost
 
-    names = fleet(emulator, f"bench-fn-{size}", size)
-    env = environment(emulator, azurite, ROTATION_TARGETS=targets_setting(emulator, names))
-    adopt_all(env)
-    emulator.admin.configure(regenerationSeconds=3.0, pollRetryAfterMs=0, propagationFailures=0)
+    _, env = adopted_fleet(emulator, azurite, f"bench-fn-{size}", size)
     use(env)
     host = FunctionsHost(function_app.app, azurite.connection_string, ROOT / "host.json", visibility_timeout=5)
     fresh_budgets(emulator)
