@@ -45,7 +45,11 @@ _QUERY_ENGINE = ('{"maxSqlQueryInputLength":262144,"maxJoinsPerSqlQuery":5,"maxL
 
 
 class Unauthorized(Exception):
-    """The request's signature does not verify with any usable key."""
+    """The request's signature does not verify with any usable key (`kind`: the key it matched, if one did)."""
+
+    def __init__(self, kind: str | None = None) -> None:
+        super().__init__(kind)
+        self.kind = kind
 
 
 def data_plane_error(status: int, code: str | None, message: str) -> Response:
@@ -139,7 +143,10 @@ class DataPlaneService:
     def _handle(self, request: Request, account: Account) -> Response:
         try:
             self._authorize(request, account)
-        except Unauthorized:
+        except Unauthorized as refused:
+            # Azure logs refused requests too (StatusCode 401), with the key type it matched, if any.
+            self._state.log_data_plane_request(account, AUTH_TOKEN_TYPES.get(refused.kind or "", ""),
+                                               request.client_ip, request.header("user-agent") or "", 401)
             return data_plane_error(401, "Unauthorized", _UNAUTHORIZED)
         operation = _operation(request)
         rule = self._faults.take("dataplane", operation, account.name)
@@ -173,10 +180,10 @@ class DataPlaneService:
             account.data_plane_requests += 1
             kind = self._matching_kind(account, request, resource_type, links, x_date, signature)
             if kind is None or (kind not in READ_WRITE_KINDS and not _is_read(request)):
-                raise Unauthorized
+                raise Unauthorized(kind)
             if account.propagation.get(kind, 0) > 0:
                 account.propagation[kind] -= 1  # a fresh key that has not "propagated" yet
-                raise Unauthorized
+                raise Unauthorized(kind)
         # Gateway mode: Azure fills AuthTokenType (KeyType is for direct mode), logs.py.
         self._state.log_data_plane_request(account, AUTH_TOKEN_TYPES[kind], request.client_ip,
                                            request.header("user-agent") or "")

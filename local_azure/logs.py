@@ -1,7 +1,8 @@
 """The Azure Monitor Logs query API for one workspace, answering the product's key-usage query.
 
-The data planes record every authenticated request (account, key kind, client IP, user agent, time) as
-Cosmos DB's diagnostic setting would in table CDBDataPlaneRequests (resource-specific mode). This service
+The data planes record every request (account, the key type that signed it, client IP, user agent, status,
+time) as Cosmos DB's diagnostic setting would in table CDBDataPlaneRequests (resource-specific mode): a
+refused one too, with StatusCode 401, as Azure logs it. This service
 answers ``POST /v1/workspaces/{id}/query`` in the shape azure-monitor-query's LogsQueryClient sends and
 parses (REST reference "Query - Execute": body ``{"query", "timespan"}``, answer
 ``{"tables": [{"name", "columns": [{"name", "type"}], "rows"}]}``).
@@ -107,10 +108,11 @@ class LogsService:
 
 
 def _table(records: list[dict[str, Any]], verifier: str) -> dict[str, Any]:
-    """What key_usage.kql returns: per key, its top clients by requests; then one row over every request."""
+    """What key_usage.kql returns: per key, its top clients by requests (requests the key authorized: not the
+    product's own, not the ones refused 401); then one row over every request."""
     groups: dict[tuple[str, str, str], list[datetime]] = {}
     for record in records:
-        if verifier in record["userAgent"]:
+        if verifier in record["userAgent"] or record["status"] == 401:
             continue
         groups.setdefault((record["key"], record["clientIp"], record["userAgent"]), []).append(record["time"])
     rows: list[list[Any]] = []

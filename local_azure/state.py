@@ -401,13 +401,15 @@ class EmulatorState:
 
     # ----- diagnostic logs ------------------------------------------------
 
-    def log_data_plane_request(self, account: Account, key: str, client_ip: str, user_agent: str) -> None:
-        """One CDBDataPlaneRequests row, in the workspace the account's diagnostic setting names."""
+    def log_data_plane_request(self, account: Account, key: str, client_ip: str, user_agent: str,
+                               status: int = 200) -> None:
+        """One CDBDataPlaneRequests row, in the workspace the account's diagnostic setting names; refused
+        requests are rows too (StatusCode 401), as in Azure."""
         with self.lock:
             if account.diagnostics_workspace is not None:
                 self._data_plane_log.append({
                     "workspace": account.diagnostics_workspace, "accountId": account.resource_id, "key": key,
-                    "clientIp": client_ip, "userAgent": user_agent,
+                    "clientIp": client_ip, "userAgent": user_agent, "status": status,
                     "time": datetime.datetime.now(datetime.timezone.utc),
                 })
 

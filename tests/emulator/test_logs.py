@@ -3,12 +3,14 @@ as Cosmos DB's diagnostic setting (DataPlaneRequests) would, and answered to the
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.cosmos import CosmosClient
+from azure.cosmos.exceptions import CosmosHttpResponseError
 from azure.monitor.query import LogsQueryClient, LogsQueryStatus
 
 from cosmos_key_rotation.key_usage import query_text
@@ -76,3 +78,16 @@ def test_an_unknown_workspace_and_a_foreign_query_are_refused(emu, account, cred
     with pytest.raises(HttpResponseError) as foreign:
         client.query_workspace(emu.workspace_id, "AppTraces | take 1", timespan=timedelta(hours=1))
     assert foreign.value.status_code == 400
+
+
+def test_a_refused_request_is_logged_but_is_no_use_of_a_key(emu, account, credential):
+    # Azure logs every data-plane request, a refused one too (StatusCode 401): the guard's query leaves those out.
+    endpoint = account["properties"]["documentEndpoint"]
+    wrong = base64.b64encode(b"k" * 64).decode()
+    with pytest.raises(CosmosHttpResponseError) as refused, \
+            CosmosClient(endpoint, credential=wrong, user_agent_suffix="stale-app/1.0") as client:
+        list(client.list_databases())
+    assert refused.value.status_code == 401
+    logged = rows(emu, credential, account)
+    assert logged[-1][0] == "*" and logged[-1][3] >= 1  # seen: the workspace holds the account's logs
+    assert [row for row in logged if row[0] != "*"] == []  # and nobody used a key
